@@ -1,0 +1,10 @@
+# SUPRA_SANITIZE=address adds ASan+UBSan, =thread adds TSan, to every target.
+if(SUPRA_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+elseif(SUPRA_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+elseif(NOT SUPRA_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "SUPRA_SANITIZE must be '', 'address' or 'thread', not '${SUPRA_SANITIZE}'")
+endif()
