@@ -18,6 +18,7 @@
 #include "engine/runtime/generate.h"
 #include "engine/runtime/model.h"
 #include "engine/tokenizer/incremental_decoder.h"
+#include "engine/util/absl_compat.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (config.json, tokenizer.model, weights). Required.");
 ABSL_FLAG(std::string, prompt, "", "Prompt text; BOS is prepended.");
@@ -75,7 +76,8 @@ void PrintTopLogits(absl::Span<const float> logits, int n, const Tokenizer& toke
                     [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
   std::string line = "logits:";
   for (int i = 0; i < n; ++i) {
-    absl::StrAppend(&line, " ", order[i], "(", tokenizer.IdToPiece(order[i]), ")=", logits[order[i]]);
+    auto piece = tokenizer.IdToPiece(order[i]);
+    absl::StrAppend(&line, " ", order[i], "(", piece.ok() ? ToAbsl(*piece) : "?", ")=", logits[order[i]]);
   }
   std::cerr << line << "\n";
 }
@@ -123,7 +125,8 @@ int Run() {
 
   const bool print_ids = absl::GetFlag(FLAGS_print_ids);
   const int print_logits = absl::GetFlag(FLAGS_print_logits);
-  IncrementalDecoder decoder(tokenizer, prompt);
+  auto decoder = IncrementalDecoder::Create(tokenizer, prompt);
+  if (!decoder.ok()) return Fail(decoder.status());
   std::vector<int32_t> history;
   const absl::Status status = GenerateOnSlot(
       **model, /*slot=*/0, prompt, /*start_position=*/0, generate, history,
@@ -132,12 +135,17 @@ int Run() {
         if (print_ids) {
           std::cout << token << "\n";
         } else {
-          std::cout << decoder.Push(token);
+          auto delta = decoder->Step(token);
+          if (!delta.ok()) return false;
+          std::cout << *delta;
         }
         std::cout.flush();
         return true;
       });
-  if (!print_ids) std::cout << decoder.Flush() << "\n";
+  if (!print_ids) {
+    auto tail = decoder->Flush();
+    std::cout << tail.value_or("") << "\n";
+  }
   if (!status.ok()) return Fail(status);
   return 0;
 }

@@ -1,7 +1,5 @@
 #include "engine/runtime/generate.h"
 
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
 #include "engine/sampling/sampler.h"
 #include "engine/util/status_macros.h"
@@ -17,6 +15,7 @@ absl::Status GenerateOnSlot(Model& model, int32_t slot, absl::Span<const int32_t
   Backend& backend = model.backend();
   const int vocab = model.config().vocab_size;
   std::vector<float> logits(vocab);  // [vocab], fp32
+  Sampler sampler;
 
   PrefillSequence seq{slot, prompt, start_position};
   RETURN_IF_ERROR(backend.Prefill(absl::MakeConstSpan(&seq, 1), options.prefill_chunk, LogitsOutput::kLastOnly,
@@ -25,10 +24,7 @@ absl::Status GenerateOnSlot(Model& model, int32_t slot, absl::Span<const int32_t
   int64_t position = start_position + static_cast<int64_t>(prompt.size());
 
   for (int32_t i = 0; i < options.max_tokens; ++i) {
-    const size_t window = std::min<size_t>(history.size(), std::max(options.sampling.penalty_window, 0));
-    const int32_t token = SampleToken(logits, options.sampling,
-                                      absl::MakeConstSpan(history).subspan(history.size() - window),
-                                      static_cast<uint64_t>(i));
+    ASSIGN_OR_RETURN(const int32_t token, sampler.Sample(logits, options.sampling, history, i));
     history.push_back(token);
     if (!on_token(token, logits)) break;
     if (options.stop_at_eos && token == model.eos_id()) break;
