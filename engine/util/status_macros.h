@@ -21,9 +21,13 @@
 #define ASSIGN_OR_RETURN(lhs, expr) \
   SUPRA_ASSIGN_OR_RETURN_IMPL_(SUPRA_STATUS_CONCAT_(supra_statusor_, __LINE__), lhs, expr)
 
-#define SUPRA_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                                 \
+// `statusor` is a generated name and `lhs` may be a declaration, so neither
+// can be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
+#define SUPRA_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)  \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // SUPRA_ENGINE_UTIL_STATUS_MACROS_H_
