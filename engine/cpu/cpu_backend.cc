@@ -1,0 +1,278 @@
+// The CPU backend: the state pool, argument checks, and the split of a
+// prefill into rounds of chunks (every sequence's next chunk, batched
+// together so that the projections read the weights once per round).
+//
+// Not thread-safe: the scheduler drives a backend from one thread, and the
+// activation scratch is reused from call to call. Every argument is checked
+// before any state changes, so a refused call leaves the pool as it was.
+#include "engine/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/cpu/cpu_model.h"
+#include "engine/cpu/cpu_weights.h"
+#include "engine/util/absl_compat.h"
+#include "engine/util/status_macros.h"
+#include "engine/util/thread_pool.h"
+
+namespace supra {
+namespace {
+
+using cpu::ConstMatrix;
+using cpu::Matrix;
+
+// The longest chunk run at once; a larger chunk_size is cut to it ("at most
+// chunk_size tokens"). Bounds the [C, C] score blocks and the activations.
+constexpr int64_t kMaxChunkTokens = 2048;
+// Rows per forward pass in a prefill round: beyond this a round's chunks go
+// through the blocks in several groups (sequences are independent).
+constexpr int64_t kMaxRowsPerPass = 4096;
+
+absl::Status CheckConfig(const ModelConfig& c) {
+  if (c.dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_heads_kv <= 0 || c.qk_head_dim <= 0 || c.v_head_dim <= 0 ||
+      c.intermediate_dim_ffn <= 0 || c.vocab_size <= 0) {
+    return absl::InvalidArgumentError("model config has a non-positive size");
+  }
+  if (c.n_heads % c.n_heads_kv != 0 || c.dim % c.n_heads != 0 || c.qk_head_dim != c.head_dim() ||
+      c.head_dim() % 2 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("model config is inconsistent: dim ", c.dim, ", n_heads ", c.n_heads,
+                                                   ", n_heads_kv ", c.n_heads_kv, ", qk_head_dim ", c.qk_head_dim));
+  }
+  return absl::OkStatus();
+}
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(const ModelConfig& config, cpu::CpuWeights weights, int num_slots, int num_threads)
+      : config_(config),
+        pool_(num_threads),
+        model_(config, std::move(weights), &pool_),
+        num_slots_(num_slots),
+        slot_numel_(config.state_numel()),
+        states_(static_cast<size_t>(num_slots) * slot_numel_, 0.0f),
+        slot_used_(num_slots, 0) {}
+
+  std::string_view name() const override { return "cpu"; }
+  const ModelConfig& config() const override { return config_; }
+  int num_slots() const override { return num_slots_; }
+
+  absl::Status ResetSlot(int32_t slot) override {
+    RETURN_IF_ERROR(CheckSlot(slot, "slot"));
+    std::fill_n(SlotState(slot), slot_numel_, 0.0f);
+    return absl::OkStatus();
+  }
+
+  absl::Status CopySlot(int32_t src, int32_t dst) override {
+    RETURN_IF_ERROR(CheckSlot(src, "source slot"));
+    RETURN_IF_ERROR(CheckSlot(dst, "destination slot"));
+    if (src != dst) std::memcpy(SlotState(dst), SlotState(src), sizeof(float) * slot_numel_);
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadState(int32_t slot, absl::Span<float> state) override {
+    RETURN_IF_ERROR(CheckSlot(slot, "slot"));
+    RETURN_IF_ERROR(CheckStateSize(state.size()));
+    std::memcpy(state.data(), SlotState(slot), sizeof(float) * slot_numel_);
+    return absl::OkStatus();
+  }
+
+  absl::Status WriteState(int32_t slot, absl::Span<const float> state) override {
+    RETURN_IF_ERROR(CheckSlot(slot, "slot"));
+    RETURN_IF_ERROR(CheckStateSize(state.size()));
+    std::memcpy(SlotState(slot), state.data(), sizeof(float) * slot_numel_);
+    return absl::OkStatus();
+  }
+
+  absl::Status Decode(const DecodeBatch& batch, absl::Span<float> logits) override;
+  absl::Status Prefill(absl::Span<const PrefillSequence> sequences, int chunk_size, LogitsOutput output,
+                       absl::Span<float> logits) override;
+
+ private:
+  float* SlotState(int32_t slot) { return states_.data() + slot * slot_numel_; }
+
+  absl::Status CheckSlot(int32_t slot, std::string_view what) const {
+    if (slot < 0 || slot >= num_slots_) {
+      return absl::InvalidArgumentError(absl::StrCat(ToAbsl(what), " ", slot, " is outside [0, ", num_slots_, ")"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckStateSize(size_t size) const {
+    if (static_cast<int64_t>(size) != slot_numel_) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("state holds ", size, " floats, expected layers·H·F·Dv = ", slot_numel_));
+    }
+    return absl::OkStatus();
+  }
+
+  // Slots of one call: each valid and used once; slot_at(i) is item i's.
+  template <typename SlotAt>
+  absl::Status CheckDistinctSlots(size_t n, SlotAt slot_at) {
+    std::fill(slot_used_.begin(), slot_used_.end(), 0);
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t slot = slot_at(i);
+      RETURN_IF_ERROR(CheckSlot(slot, absl::StrCat("slot of sequence ", i)));
+      if (slot_used_[slot]++ != 0) {
+        return absl::InvalidArgumentError(absl::StrCat("slot ", slot, " appears twice in one batch"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckTokens(absl::Span<const int32_t> tokens, size_t sequence) const {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat("token id ", tokens[i], " (sequence ", sequence, ", index ", i,
+                                                       ") is outside the vocabulary [0, ", config_.vocab_size, ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Positions start .. start + length − 1 must lie in [0, kMaxPosition].
+  static absl::Status CheckPositions(int64_t start, int64_t length, size_t sequence) {
+    if (start < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("negative position ", start, " (sequence ", sequence, ")"));
+    }
+    if (start > kMaxPosition - (length - 1)) {
+      return absl::OutOfRangeError(absl::StrCat("sequence ", sequence, ": ", length, " tokens from position ", start,
+                                                " go beyond the largest position ", kMaxPosition));
+    }
+    return absl::OkStatus();
+  }
+
+  ModelConfig config_;
+  ThreadPool pool_;
+  cpu::CpuModel model_;
+  int num_slots_;
+  int64_t slot_numel_;              // layers·H·F·Dv
+  std::vector<float> states_;       // [slots, layers, H, F, Dv]
+  std::vector<uint8_t> slot_used_;  // [slots], scratch of CheckDistinctSlots
+
+  // Per-call scratch, reused.
+  std::vector<float*> row_states_;        // [n]
+  std::vector<int32_t> round_tokens_;     // [rows of a pass]
+  std::vector<int64_t> round_positions_;  // [rows of a pass]
+  std::vector<cpu::SequenceChunk> round_chunks_;
+  std::vector<size_t> round_sequences_;  // sequence index of each chunk
+  std::vector<float> last_hidden_;       // [sequences, D], kLastOnly
+  std::vector<int64_t> first_row_;       // [sequences], kAll: first logits row
+};
+
+absl::Status CpuBackend::Decode(const DecodeBatch& batch, absl::Span<float> logits) {
+  const size_t n = batch.slots.size();
+  if (batch.tokens.size() != n || batch.positions.size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat("decode batch has ", n, " slots, ", batch.tokens.size(),
+                                                   " tokens and ", batch.positions.size(), " positions"));
+  }
+  const int64_t vocab = config_.vocab_size;
+  if (static_cast<int64_t>(logits.size()) != static_cast<int64_t>(n) * vocab) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("logits hold ", logits.size(), " floats, expected ", n, " × ", vocab));
+  }
+  RETURN_IF_ERROR(CheckDistinctSlots(n, [&](size_t i) { return batch.slots[i]; }));
+  for (size_t i = 0; i < n; ++i) {
+    RETURN_IF_ERROR(CheckTokens(batch.tokens.subspan(i, 1), i));
+    RETURN_IF_ERROR(CheckPositions(batch.positions[i], 1, i));
+  }
+  if (n == 0) return absl::OkStatus();
+
+  row_states_.resize(n);
+  for (size_t i = 0; i < n; ++i) row_states_[i] = SlotState(batch.slots[i]);
+  RETURN_IF_ERROR(model_.Forward(batch.tokens, batch.positions, row_states_, {}));
+  model_.Logits(model_.hidden(), Matrix{logits.data(), static_cast<int64_t>(n), vocab, vocab});
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::Prefill(absl::Span<const PrefillSequence> sequences, int chunk_size, LogitsOutput output,
+                                 absl::Span<float> logits) {
+  if (chunk_size < 1) return absl::InvalidArgumentError(absl::StrCat("chunk_size ", chunk_size, " is not positive"));
+  const int64_t vocab = config_.vocab_size, dim = config_.dim;
+  const size_t n = sequences.size();
+  RETURN_IF_ERROR(CheckDistinctSlots(n, [&](size_t i) { return sequences[i].slot; }));
+  int64_t total = 0, longest = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const PrefillSequence& s = sequences[i];
+    const int64_t len = static_cast<int64_t>(s.tokens.size());
+    if (len == 0) return absl::InvalidArgumentError(absl::StrCat("sequence ", i, " has no tokens"));
+    RETURN_IF_ERROR(CheckTokens(s.tokens, i));
+    RETURN_IF_ERROR(CheckPositions(s.start_position, len, i));
+    total += len;
+    longest = std::max(longest, len);
+  }
+  const int64_t logit_rows = output == LogitsOutput::kAll ? total : static_cast<int64_t>(n);
+  if (static_cast<int64_t>(logits.size()) != logit_rows * vocab) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("logits hold ", logits.size(), " floats, expected ", logit_rows, " × ", vocab));
+  }
+  if (n == 0) return absl::OkStatus();
+
+  // Row of `logits` where each sequence's first token goes (kAll).
+  std::vector<int64_t>& first_row = first_row_;
+  first_row.assign(n, 0);
+  for (size_t i = 1; i < n; ++i) first_row[i] = first_row[i - 1] + static_cast<int64_t>(sequences[i - 1].tokens.size());
+  if (output == LogitsOutput::kLastOnly) last_hidden_.resize(n * dim);
+
+  const int64_t chunk = std::min<int64_t>(chunk_size, kMaxChunkTokens);
+  for (int64_t offset = 0; offset < longest; offset += chunk) {
+    // This round: chunk [offset, offset + chunk) of every sequence that long,
+    // run through the blocks in passes of at most kMaxRowsPerPass rows.
+    size_t next = 0;
+    while (next < n) {
+      round_tokens_.clear();
+      round_positions_.clear();
+      round_chunks_.clear();
+      round_sequences_.clear();
+      for (; next < n; ++next) {
+        const PrefillSequence& s = sequences[next];
+        const int64_t len = std::min<int64_t>(chunk, static_cast<int64_t>(s.tokens.size()) - offset);
+        if (len <= 0) continue;
+        const int64_t rows = static_cast<int64_t>(round_tokens_.size());
+        if (rows > 0 && rows + len > std::max(kMaxRowsPerPass, chunk)) break;
+        round_chunks_.push_back(cpu::SequenceChunk{rows, len, SlotState(s.slot)});
+        round_sequences_.push_back(next);
+        for (int64_t t = 0; t < len; ++t) {
+          round_tokens_.push_back(s.tokens[offset + t]);
+          round_positions_.push_back(s.start_position + offset + t);
+        }
+      }
+      if (round_chunks_.empty()) break;
+      RETURN_IF_ERROR(model_.Forward(round_tokens_, round_positions_, {}, round_chunks_));
+      const ConstMatrix hidden = model_.hidden();
+      for (size_t c = 0; c < round_chunks_.size(); ++c) {
+        const cpu::SequenceChunk& ch = round_chunks_[c];
+        const size_t seq = round_sequences_[c];
+        if (output == LogitsOutput::kAll) {
+          model_.Logits(ConstMatrix{hidden.row(ch.row_begin), ch.length, dim, hidden.stride},
+                        Matrix{logits.data() + (first_row[seq] + offset) * vocab, ch.length, vocab, vocab});
+        } else if (offset + ch.length == static_cast<int64_t>(sequences[seq].tokens.size())) {
+          std::memcpy(last_hidden_.data() + seq * dim, hidden.row(ch.row_begin + ch.length - 1), sizeof(float) * dim);
+        }
+      }
+    }
+  }
+  if (output == LogitsOutput::kLastOnly) {
+    model_.Logits(ConstMatrix{last_hidden_.data(), static_cast<int64_t>(n), dim, dim},
+                  Matrix{logits.data(), static_cast<int64_t>(n), vocab, vocab});
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const ModelConfig& config, const Checkpoint& checkpoint,
+                                                          const CpuBackendOptions& options) {
+  RETURN_IF_ERROR(CheckConfig(config));
+  if (options.num_slots < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("num_slots ", options.num_slots, " must be at least 1"));
+  }
+  ASSIGN_OR_RETURN(cpu::CpuWeights weights, cpu::LoadCpuWeights(config, checkpoint));
+  return std::unique_ptr<Backend>(
+      std::make_unique<CpuBackend>(config, std::move(weights), options.num_slots, options.num_threads));
+}
+
+}  // namespace supra
