@@ -1,5 +1,9 @@
 # Resolves SUPRA_CUDA (AUTO/ON/OFF) into SUPRA_WITH_CUDA and enables the CUDA language.
 set(SUPRA_WITH_CUDA OFF)
+# The toolkit's usual home, for shells whose PATH lacks it.
+if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+  set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+endif()
 if(SUPRA_CUDA STREQUAL "AUTO")
   include(CheckLanguage)
   check_language(CUDA)

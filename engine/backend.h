@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "engine/model/config.h"
+#include "engine/sampling/sampling_params.h"
 
 namespace supra {
 
@@ -34,6 +35,13 @@ struct PrefillSequence {
   int32_t slot = 0;
   absl::Span<const int32_t> tokens;  // [len], len >= 1
   int64_t start_position = 0;
+};
+
+// How to sample one sequence's next token inside a decode step.
+struct SampleSpec {
+  SamplingParams params;
+  int64_t token_index = 0;            // draw counter: the index of this token within its request
+  absl::Span<const int32_t> history;  // recent tokens, most recent last (the penalty window, or more)
 };
 
 enum class LogitsOutput {
@@ -59,6 +67,13 @@ class Backend {
 
   // One recurrent step for each sequence of the batch. logits: [n, vocab].
   virtual absl::Status Decode(const DecodeBatch& batch, absl::Span<float> logits) = 0;
+
+  // Decode followed by sampling, without handing the logits to the caller:
+  // tokens[i] is sampled from sequence i's logits with specs[i] (a backend may
+  // sample on its device); chosen_logprobs, when not empty, receives the raw
+  // log-softmax of each chosen token. tokens, chosen_logprobs: [n].
+  virtual absl::Status DecodeAndSample(const DecodeBatch& batch, absl::Span<const SampleSpec> specs,
+                                       absl::Span<int32_t> tokens, absl::Span<float> chosen_logprobs) = 0;
 
   // Feeds each sequence's tokens in chunks of at most `chunk_size` tokens
   // (supra-model.md §4); the result equals feeding them one by one. Sequences

@@ -2,7 +2,8 @@
 # The test command (README.md; .ci/run calls exactly this). On a fresh Debian 12
 # machine it installs the Debian packages it needs, builds everything with
 # warnings as errors, runs the whole GoogleTest suite through ctest, then
-# rebuilds the engine suites with ASan+UBSan and runs them again.
+# rebuilds the engine suites with ASan+UBSan (and the CPU backend's with
+# TSan) and runs them again.
 #
 #   scripts/test.sh              everything
 #   SUPRA_SKIP_SANITIZERS=1 scripts/test.sh   skip the sanitizer pass
@@ -22,7 +23,8 @@ ctest --test-dir build/test --output-on-failure -j"$jobs" --timeout 600
 if [[ -z ${SUPRA_SKIP_SANITIZERS:-} ]]; then
   # The engine suites are the ones that parse untrusted files and do index
   # arithmetic; they run again under ASan+UBSan (CPU only, to keep CI short).
-  suites=(supra_model_tests supra_checkpoint_tests supra_tokenizer_tests supra_sampling_tests supra_cpu_tests)
+  suites=(supra_model_tests supra_checkpoint_tests supra_tokenizer_tests supra_sampling_tests supra_cpu_tests
+    supra_runtime_tests)
   echo "== ASan+UBSan: ${suites[*]} =="
   cmake -S "$root" -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSUPRA_SANITIZE=address -DSUPRA_CUDA=OFF \
     -DSUPRA_WERROR=ON -DSUPRA_BUILD_TESTS=ON
@@ -30,4 +32,12 @@ if [[ -z ${SUPRA_SKIP_SANITIZERS:-} ]]; then
   labels=$(IFS='|'; echo "${suites[*]}")
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -j"$jobs" -L "^($labels)\$" --timeout 900
+
+  # The CPU backend and its thread pool are the multi-threaded engine code.
+  echo "== TSan: supra_cpu_tests =="
+  cmake -S "$root" -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSUPRA_SANITIZE=thread -DSUPRA_CUDA=OFF \
+    -DSUPRA_WERROR=ON -DSUPRA_BUILD_TESTS=ON
+  cmake --build build/tsan -j"$jobs" --target supra_cpu_tests
+  TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/tsan --output-on-failure -j"$jobs" -L "^supra_cpu_tests\$" \
+    --timeout 900
 fi

@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cpu/cpu_model.h"
 #include "engine/cpu/cpu_weights.h"
+#include "engine/sampling/logprobs.h"
+#include "engine/sampling/sampler.h"
 #include "engine/util/absl_compat.h"
 #include "engine/util/status_macros.h"
 #include "engine/util/thread_pool.h"
@@ -88,6 +90,8 @@ class CpuBackend final : public Backend {
   }
 
   absl::Status Decode(const DecodeBatch& batch, absl::Span<float> logits) override;
+  absl::Status DecodeAndSample(const DecodeBatch& batch, absl::Span<const SampleSpec> specs,
+                               absl::Span<int32_t> tokens, absl::Span<float> chosen_logprobs) override;
   absl::Status Prefill(absl::Span<const PrefillSequence> sequences, int chunk_size, LogitsOutput output,
                        absl::Span<float> logits) override;
 
@@ -161,7 +165,33 @@ class CpuBackend final : public Backend {
   std::vector<size_t> round_sequences_;  // sequence index of each chunk
   std::vector<float> last_hidden_;       // [sequences, D], kLastOnly
   std::vector<int64_t> first_row_;       // [sequences], kAll: first logits row
+  std::vector<float> sample_logits_;     // [n, V], DecodeAndSample
+  Sampler sampler_;
+  LogprobsCalculator logprobs_;
 };
+
+absl::Status CpuBackend::DecodeAndSample(const DecodeBatch& batch, absl::Span<const SampleSpec> specs,
+                                         absl::Span<int32_t> tokens, absl::Span<float> chosen_logprobs) {
+  const size_t n = batch.slots.size();
+  if (specs.size() != n || tokens.size() != n || (!chosen_logprobs.empty() && chosen_logprobs.size() != n)) {
+    return absl::InvalidArgumentError(absl::StrCat("DecodeAndSample: ", n, " sequences but ", specs.size(),
+                                                   " sampling specs, ", tokens.size(), " token outputs and ",
+                                                   chosen_logprobs.size(), " logprob outputs"));
+  }
+  for (const SampleSpec& spec : specs) RETURN_IF_ERROR(ValidateSamplingParams(spec.params));
+  const size_t vocab = static_cast<size_t>(config_.vocab_size);
+  sample_logits_.resize(n * vocab);
+  RETURN_IF_ERROR(Decode(batch, absl::MakeSpan(sample_logits_)));
+  for (size_t i = 0; i < n; ++i) {
+    const absl::Span<const float> row = absl::MakeConstSpan(sample_logits_).subspan(i * vocab, vocab);
+    ASSIGN_OR_RETURN(tokens[i], sampler_.Sample(row, specs[i].params, specs[i].history, specs[i].token_index));
+    if (!chosen_logprobs.empty()) {
+      ASSIGN_OR_RETURN(const Logprobs lp, logprobs_.Compute(row, tokens[i], /*top_n=*/0));
+      chosen_logprobs[i] = lp.chosen;
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status CpuBackend::Decode(const DecodeBatch& batch, absl::Span<float> logits) {
   const size_t n = batch.slots.size();
