@@ -18,7 +18,14 @@ if(SUPRA_WITH_CUDA)
     set(CMAKE_CUDA_ARCHITECTURES 90)  # H100/H200; add others only with a reason
   endif()
   enable_language(CUDA)
+  # CMake 3.25 does not know nvcc's C++20 flag (nvcc >= 12 has it); without
+  # this, targets with CUDA sources inherit CXX_STANDARD 20 and fail to configure.
+  if(NOT DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  endif()
   set(CMAKE_CUDA_STANDARD 20)
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   find_package(CUDAToolkit REQUIRED)
 endif()
 message(STATUS "supra: CUDA backend ${SUPRA_WITH_CUDA}")

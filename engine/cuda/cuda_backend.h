@@ -53,6 +53,12 @@ struct CudaBackendOptions {
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const ModelConfig& config, const Checkpoint& checkpoint,
                                                            const CudaBackendOptions& options);
 
+// The same backend with random weights made on the device, for benchmarks of
+// full-size models that are not on disk (engine/cuda/cuda_weights.h).
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackendWithRandomWeights(const ModelConfig& config,
+                                                                            const CudaBackendOptions& options,
+                                                                            uint64_t seed);
+
 // True when this build has the CUDA backend and a device is visible.
 bool CudaDeviceAvailable();
 

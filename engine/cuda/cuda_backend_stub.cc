@@ -8,6 +8,11 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const ModelConfig&, c
   return absl::UnimplementedError("this build of supra-serve has no CUDA backend (configure with -DSUPRA_CUDA=ON)");
 }
 
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackendWithRandomWeights(const ModelConfig&,
+                                                                            const CudaBackendOptions&, uint64_t) {
+  return absl::UnimplementedError("this build of supra-serve has no CUDA backend (configure with -DSUPRA_CUDA=ON)");
+}
+
 bool CudaDeviceAvailable() { return false; }
 
 }  // namespace supra

@@ -1,0 +1,73 @@
+#include "engine/cuda/gemm.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/cuda/cuda_status.h"
+#include "engine/cuda/gemv.h"
+
+namespace supra::cuda {
+namespace {
+
+// cuBLAS needs a workspace it does not allocate itself during graph capture.
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+}  // namespace
+
+absl::StatusOr<GemmRunner> GemmRunner::Create(cudaStream_t stream) {
+  GemmRunner runner;
+  runner.stream_ = stream;
+  CUBLAS_RETURN_IF_ERROR(cublasCreate(&runner.handle_));
+  CUBLAS_RETURN_IF_ERROR(cublasSetStream(runner.handle_, stream));
+  auto workspace = DeviceBuffer<uint8_t>::Allocate(kWorkspaceBytes, "cuBLAS workspace");
+  if (!workspace.ok()) return workspace.status();
+  runner.workspace_ = *std::move(workspace);
+  CUBLAS_RETURN_IF_ERROR(cublasSetWorkspace(runner.handle_, runner.workspace_.data(), runner.workspace_.bytes()));
+  CUBLAS_RETURN_IF_ERROR(cublasSetMathMode(runner.handle_, CUBLAS_DEFAULT_MATH));
+  return runner;
+}
+
+GemmRunner::GemmRunner(GemmRunner&& other) noexcept
+    : handle_(std::exchange(other.handle_, nullptr)),
+      stream_(other.stream_),
+      workspace_(std::move(other.workspace_)),
+      gemv_max_rows_(other.gemv_max_rows_) {}
+
+GemmRunner& GemmRunner::operator=(GemmRunner&& other) noexcept {
+  if (this != &other) {
+    if (handle_ != nullptr) cublasDestroy(handle_);
+    handle_ = std::exchange(other.handle_, nullptr);
+    stream_ = other.stream_;
+    workspace_ = std::move(other.workspace_);
+    gemv_max_rows_ = other.gemv_max_rows_;
+  }
+  return *this;
+}
+
+GemmRunner::~GemmRunner() {
+  if (handle_ != nullptr) cublasDestroy(handle_);
+}
+
+absl::Status GemmRunner::Run(const GemmOperands& op) {
+  if (op.n <= 0 || op.in <= 0 || op.out <= 0 || op.x == nullptr || op.w == nullptr || op.y == nullptr ||
+      op.x_stride < op.in || op.y_stride < op.out || (op.accumulate && op.y_is_bf16)) {
+    return absl::InvalidArgumentError(absl::StrCat("GEMM: bad operands n=", op.n, " in=", op.in, " out=", op.out,
+                                                   " x_stride=", op.x_stride, " y_stride=", op.y_stride));
+  }
+  if (op.n <= gemv_max_rows_) {
+    return LaunchGemv(op.x, op.x_stride, op.w, /*bias=*/nullptr, op.y, op.y_stride, op.y_is_bf16, op.n, op.in, op.out,
+                      op.accumulate, stream_);
+  }
+  // Row-major y[n, out] is column-major yᵀ[out, n] = W[out, in] · xᵀ[in, n]:
+  // W row-major [out, in] is column-major [in, out] (lda = in), transposed.
+  const float alpha = 1.0f;
+  const float beta = op.accumulate ? 1.0f : 0.0f;
+  CUBLAS_RETURN_IF_ERROR(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(op.out),
+                                      static_cast<int>(op.n), static_cast<int>(op.in), &alpha, op.w, CUDA_R_16BF,
+                                      static_cast<int>(op.in), op.x, CUDA_R_16BF, static_cast<int>(op.x_stride), &beta,
+                                      op.y, op.y_is_bf16 ? CUDA_R_16BF : CUDA_R_32F, static_cast<int>(op.y_stride),
+                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  return absl::OkStatus();
+}
+
+}  // namespace supra::cuda
