@@ -46,7 +46,7 @@ struct AttentionChunkDesc {
 };
 
 inline constexpr int kChunkedAttentionSubChunk = 64;
-// Largest F: the sub-chunk's Q and K̃ (double-buffered) and the state tile
+// Largest F: the sub-chunk's Q and K̃ and the state tile
 // live in shared memory.
 inline constexpr int kMaxChunkedAttentionFeatures = 128;
 

@@ -66,7 +66,13 @@ absl::StatusOr<int32_t> Sampler::Sample(absl::Span<const float> logits, const Sa
   // min_p * p(most likely) is min_p itself in weight units.
   if (params.top_k > 0 && static_cast<size_t>(params.top_k) < logits_.size()) {
     top_k_.SelectTopK(logits_, params.top_k, max_logit, inv_temperature);
-    if (params.top_p < 1.0f) top_k_.KeepTopP(params.top_p);
+    // The draw walks the candidates most likely first (ties: lowest id), a
+    // canonical order the GPU sampler follows too; KeepTopP sorts them itself.
+    if (params.top_p < 1.0f) {
+      top_k_.KeepTopP(params.top_p);
+    } else {
+      top_k_.Sort();
+    }
     if (params.min_p > 0.0f) top_k_.DropBelow(params.min_p);
     return top_k_.Draw(u);
   }

@@ -83,7 +83,10 @@ ModelConfig ConfigFor(int which) {
       return c;
     }
     case 3: {
-      ModelConfig c = TinyConfig(128, 2, 32, 8, 8, 160, 300);  // the real 32-head slopes, post-embed norm
+      // The real 32-head slopes, post-embed norm. Dh = 32: with Dh = 4 and
+      // Dv = 8 a random model turns a 2^-9 weight perturbation into 10 % of
+      // logit change on the CPU alone (measured), too chaotic for bf16 parity.
+      ModelConfig c = TinyConfig(1024, 2, 32, 8, 32, 256, 300);
       c.post_embed_norm = true;
       return c;
     }
