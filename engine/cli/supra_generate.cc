@@ -35,6 +35,7 @@ ABSL_FLAG(float, frequency_penalty, 0.0f, "Frequency penalty in [-2, 2].");
 ABSL_FLAG(int32_t, penalty_window, 256, "How many recent tokens the penalties look at.");
 ABSL_FLAG(uint64_t, seed, 0, "Random seed.");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: all cores).");
+ABSL_FLAG(std::string, backend, "cpu", "Compute backend: cpu, or cuda (bf16 weights on the GPU).");
 ABSL_FLAG(int32_t, prefill_chunk, 256, "Prompt tokens per prefill chunk.");
 ABSL_FLAG(bool, print_ids, false, "Print token ids instead of text.");
 ABSL_FLAG(int32_t, print_logits, 0, "Also print the N largest logits before each sampled token (to stderr).");
@@ -93,6 +94,9 @@ int Run() {
   options.dir = absl::GetFlag(FLAGS_model);
   options.cpu.num_slots = 1;
   options.cpu.num_threads = absl::GetFlag(FLAGS_threads);
+  options.backend = absl::GetFlag(FLAGS_backend);
+  options.cuda.num_slots = 1;
+  options.cuda.max_batch = 1;
   auto model = Model::Load(options);
   if (!model.ok()) return Fail(model.status());
   const Tokenizer& tokenizer = (*model)->tokenizer();

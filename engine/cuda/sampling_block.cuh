@@ -12,13 +12,13 @@
 
 namespace supra::cuda::sampling_detail {
 
-constexpr int kThreads = 512;            // one block per row
+constexpr int kThreads = 512;  // one block per row
 constexpr int kWarps = kThreads / 32;
-constexpr int kChunk = 128;              // tokens per warp step: 4 per lane
-constexpr int kSortCap = 4096;           // candidates sorted in shared memory at once (a power of two)
+constexpr int kChunk = 128;                     // tokens per warp step: 4 per lane
+constexpr int kSortCap = 4096;                  // candidates sorted in shared memory at once (a power of two)
 constexpr int kMaxItems = kSortCap / kThreads;  // sorted candidates per thread in the scans
-constexpr int kUnroll = 2;               // chunks a warp loads before using them (memory parallelism)
-constexpr int kMaxReduce = 10;           // values one BlockSum reduces at once
+constexpr int kUnroll = 4;                      // chunks a warp loads before using any (memory parallelism)
+constexpr int kMaxReduce = 10;                  // values one BlockSum reduces at once
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr uint64_t kAllRanks = ~uint64_t{0};  // a rank limit that admits every token
 
@@ -27,6 +27,8 @@ constexpr uint64_t kAllRanks = ~uint64_t{0};  // a rank limit that admits every 
 struct Scratch {
   double d[kWarps][kMaxReduce];
   int i[kWarps][kMaxReduce];
+  double d_total[kMaxReduce];
+  int i_total[kMaxReduce];
   float f[kWarps][4];
   double scan[kWarps];
   double scan_exclusive[kWarps];
@@ -86,18 +88,22 @@ __device__ __forceinline__ int RankId(uint64_t rank) { return static_cast<int>(s
 
 // ---- the row ----------------------------------------------------------------
 
-// One row of logits and, with penalties, where its penalised logits are.
+// One row of logits, and where its penalised logits are read from: a copy
+// in shared memory (penalties applied, padded with -inf to whole chunks), or
+// else the logits in global memory with the penalised ones patched in from
+// the workspace where pen_mask is set.
 struct RowSource {
-  const float* logits;       // [vocab], fp32, as the model produced them
+  const float* logits;       // [vocab], fp32, global, as the model produced them
+  const float* cache;        // shared [chunks · kChunk], fp32 penalised logits, or nullptr
   const float* penalised;    // [vocab], fp32 workspace: the penalised logit where pen_mask is set
   const uint32_t* pen_mask;  // shared [ceil(vocab / 32)] bitmask of penalised ids, or nullptr
   int vocab;
-  bool vec4;                 // logits 16-byte aligned and vocab % 4 == 0
+  bool vec4;  // logits 16-byte aligned and vocab % 4 == 0
 };
 
-// Tokens i0..i0+3 (i0 % 4 == 0): raw and penalised logits; ids past the
-// vocabulary read as -inf, which every pass treats as "never a candidate".
-__device__ __forceinline__ void LoadQuad(const RowSource& s, int i0, float (&raw)[4], float (&pen)[4]) {
+// Raw logits of tokens i0..i0+3 (i0 % 4 == 0) from global memory; ids past
+// the vocabulary read as -inf, which every pass treats as "never a candidate".
+__device__ __forceinline__ void LoadRawQuad(const RowSource& s, int i0, float (&raw)[4]) {
   if (s.vec4 && i0 < s.vocab) {
     const float4 v = __ldg(reinterpret_cast<const float4*>(s.logits + i0));
     raw[0] = v.x;
@@ -108,6 +114,10 @@ __device__ __forceinline__ void LoadQuad(const RowSource& s, int i0, float (&raw
 #pragma unroll
     for (int k = 0; k < 4; ++k) raw[k] = i0 + k < s.vocab ? __ldg(s.logits + i0 + k) : -INFINITY;
   }
+}
+
+// The penalised logits of a global row: raw patched where pen_mask is set.
+__device__ __forceinline__ void PatchPenalised(const RowSource& s, int i0, const float (&raw)[4], float (&pen)[4]) {
 #pragma unroll
   for (int k = 0; k < 4; ++k) pen[k] = raw[k];
   if (s.pen_mask != nullptr && i0 < s.vocab) {
@@ -122,25 +132,69 @@ __device__ __forceinline__ void LoadQuad(const RowSource& s, int i0, float (&raw
   }
 }
 
-// f(chunk, i0, raw, pen) for every chunk of kChunk tokens, one chunk per warp
-// at a time, lane l taking tokens i0 = chunk·kChunk + 4l ... + 3. A thread
-// sees its tokens in increasing id order. Warp-uniform control flow: f may
-// use warp collectives.
+// f(chunk, i0, raw, pen) over the global row: every chunk of kChunk tokens,
+// one chunk per warp at a time, lane l taking tokens i0 = chunk·kChunk + 4l
+// ... + 3; kUnroll chunks are loaded before any is used. A thread sees its
+// tokens in increasing id order. Warp-uniform control flow: f may use warp
+// collectives.
 template <typename F>
-__device__ __forceinline__ void ForEachQuad(const RowSource& s, F&& f) {
+__device__ __forceinline__ void ForEachGlobalQuad(const RowSource& s, F&& f) {
   const int lane = threadIdx.x & 31;
   const int chunks = (s.vocab + kChunk - 1) / kChunk;
   for (int c0 = threadIdx.x >> 5; c0 < chunks; c0 += kWarps * kUnroll) {
-    float raw[kUnroll][4], pen[kUnroll][4];
+    float raw[kUnroll][4];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int c = c0 + u * kWarps;
-      if (c < chunks) LoadQuad(s, c * kChunk + lane * 4, raw[u], pen[u]);
+      if (c < chunks) LoadRawQuad(s, c * kChunk + lane * 4, raw[u]);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int c = c0 + u * kWarps;
-      if (c < chunks) f(c, c * kChunk + lane * 4, raw[u], pen[u]);
+      if (c < chunks) {
+        float pen[4];
+        PatchPenalised(s, c * kChunk + lane * 4, raw[u], pen);
+        f(c, c * kChunk + lane * 4, raw[u], pen);
+      }
+    }
+  }
+}
+
+// The penalised logits of tokens i0..i0+3, from the cache or the global row.
+__device__ __forceinline__ void LoadPenalised(const RowSource& s, int i0, float (&pen)[4]) {
+  if (s.cache != nullptr) {
+    const float4 v = *reinterpret_cast<const float4*>(s.cache + i0);
+    pen[0] = v.x;
+    pen[1] = v.y;
+    pen[2] = v.z;
+    pen[3] = v.w;
+  } else {
+    float raw[4];
+    LoadRawQuad(s, i0, raw);
+    PatchPenalised(s, i0, raw, pen);
+  }
+}
+
+// f(chunk, i0, pen) over the penalised row, in the order of ForEachGlobalQuad.
+template <typename F>
+__device__ __forceinline__ void ForEachQuad(const RowSource& s, F&& f) {
+  if (s.cache == nullptr) {
+    ForEachGlobalQuad(s, [&](int c, int i0, const float(&)[4], const float(&pen)[4]) { f(c, i0, pen); });
+    return;
+  }
+  const int lane = threadIdx.x & 31;
+  const int chunks = (s.vocab + kChunk - 1) / kChunk;
+  for (int c0 = threadIdx.x >> 5; c0 < chunks; c0 += kWarps * kUnroll) {
+    float pen[kUnroll][4];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = c0 + u * kWarps;
+      if (c < chunks) LoadPenalised(s, c * kChunk + lane * 4, pen[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = c0 + u * kWarps;
+      if (c < chunks) f(c, c * kChunk + lane * 4, pen[u]);
     }
   }
 }
@@ -170,18 +224,22 @@ __device__ __forceinline__ void BlockSum(double (&d)[N], int (&i)[M], Scratch& s
     for (int j = 0; j < M; ++j) sh.i[warp][j] = i[j];
   }
   __syncthreads();
-#pragma unroll
-  for (int j = 0; j < N; ++j) {
-    double t = 0;
-    for (int w = 0; w < kWarps; ++w) t += sh.d[w][j];
-    d[j] = t;
+  // One thread per value adds the warps' partial sums in warp order.
+  const int t = threadIdx.x;
+  if (t < N) {
+    double sum = 0;
+    for (int w = 0; w < kWarps; ++w) sum += sh.d[w][t];
+    sh.d_total[t] = sum;
+  } else if (t >= 32 && t < 32 + M) {
+    int sum = 0;
+    for (int w = 0; w < kWarps; ++w) sum += sh.i[w][t - 32];
+    sh.i_total[t - 32] = sum;
   }
+  __syncthreads();
 #pragma unroll
-  for (int j = 0; j < M; ++j) {
-    int t = 0;
-    for (int w = 0; w < kWarps; ++w) t += sh.i[w][j];
-    i[j] = t;
-  }
+  for (int j = 0; j < N; ++j) d[j] = sh.d_total[j];
+#pragma unroll
+  for (int j = 0; j < M; ++j) i[j] = sh.i_total[j];
   __syncthreads();
 }
 
@@ -254,7 +312,7 @@ __device__ __forceinline__ int GatherRanks(const RowSource& s, Member member, ui
   if (threadIdx.x == 0) sh.count = 0;
   __syncthreads();
   const int lane = threadIdx.x & 31;
-  ForEachQuad(s, [&](int, int i0, const float(&)[4], const float(&pen)[4]) {
+  ForEachQuad(s, [&](int, int i0, const float(&pen)[4]) {
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       const bool is = member(i0 + k, pen[k]);

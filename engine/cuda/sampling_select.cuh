@@ -17,63 +17,38 @@
 
 namespace supra::cuda::sampling_detail {
 
-// The raw log-sum-exp of LogprobsCalculator, accumulated in the first pass
-// that follows the statistics pass when `pending`.
-struct LogprobSum {
-  float raw_max;
-  double sum;
-  bool pending;
-};
-
-__device__ __forceinline__ double RawExpSum(const float (&raw)[4], float raw_max) {
-  double sum = 0;
-#pragma unroll
-  for (int k = 0; k < 4; ++k) sum += ExpNonPositive(__fsub_rn(raw[k], raw_max));
-  return sum;
-}
-
-// The largest id below `end` whose weight(i, raw, pen) is positive, -1 if
+// The largest id below `end` whose weight(i, pen) is positive, -1 if
 // none: the CPU's fallback when rounding puts the target past the last sum.
 template <typename Weight>
 __device__ int LastPositiveBefore(const RowSource& s, Weight weight, int end, Scratch& sh) {
   int best = -1;
-  ForEachQuad(s, [&](int, int i0, const float(&raw)[4], const float(&pen)[4]) {
+  ForEachQuad(s, [&](int, int i0, const float(&pen)[4]) {
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      if (i0 + k < end && weight(i0 + k, raw[k], pen[k]) > 0) best = i0 + k;
+      if (i0 + k < end && weight(i0 + k, pen[k]) > 0) best = i0 + k;
     }
   });
   return BlockExtreme(best, /*min=*/false, sh);
 }
 
-// The first token in id order whose cumulative weight(i, raw, pen) (a
+// The first token in id order whose cumulative weight(i, pen) (a
 // double, >= 0) reaches `target` (Target::strict: exceeds it), as
 // DenseDistribution::Draw: per-chunk sums, the chunk where the target falls,
 // then that chunk token by token. Falls back to the last positive token at
 // or before that chunk, like the CPU. chunk_sums: shared [ceil(vocab /
 // kChunk)] doubles.
 template <typename Weight>
-__device__ int IdOrderSelect(const RowSource& s, Weight weight, Target target, double* chunk_sums, LogprobSum& lp,
-                             Scratch& sh) {
+__device__ int IdOrderSelect(const RowSource& s, Weight weight, Target target, double* chunk_sums, Scratch& sh) {
   const int lane = threadIdx.x & 31;
   const int chunks = (s.vocab + kChunk - 1) / kChunk;
-  const bool with_lp = lp.pending;
-  double lp_sum = 0;
-  ForEachQuad(s, [&](int c, int, const float(&raw)[4], const float(&pen)[4]) {
-    const int i0 = c * kChunk + lane * 4;
+  ForEachQuad(s, [&](int c, int i0, const float(&pen)[4]) {
     double lane_sum = 0;
 #pragma unroll
-    for (int k = 0; k < 4; ++k) lane_sum += weight(i0 + k, raw[k], pen[k]);
+    for (int k = 0; k < 4; ++k) lane_sum += weight(i0 + k, pen[k]);
     const double chunk_sum = WarpSum(lane_sum);
     if (lane == 0) chunk_sums[c] = chunk_sum;
-    if (with_lp) lp_sum += RawExpSum(raw, lp.raw_max);
   });
-  if (with_lp) {
-    lp.sum = BlockSum1(lp_sum, sh);  // also the barrier that publishes chunk_sums
-    lp.pending = false;
-  } else {
-    __syncthreads();
-  }
+  __syncthreads();
 
   // Each thread owns `per` consecutive chunks.
   const int per = (chunks + kThreads - 1) / kThreads;
@@ -105,13 +80,13 @@ __device__ int IdOrderSelect(const RowSource& s, Weight weight, Target target, d
 
   if (threadIdx.x < 32) {
     const int i0 = chosen * kChunk + lane * 4;
-    float raw[4], pen[4];
-    LoadQuad(s, i0, raw, pen);
+    float pen[4];
+    LoadPenalised(s, i0, pen);
     double w[4], partial[4];
     double run_lane = 0;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      w[k] = weight(i0 + k, raw[k], pen[k]);
+      w[k] = weight(i0 + k, pen[k]);
       run_lane += w[k];
       partial[k] = run_lane;
     }
@@ -164,8 +139,7 @@ __device__ int IdOrderSelect(const RowSource& s, Weight weight, Target target, d
 // Typical rows finish after one or two levels.
 template <typename Weight>
 __device__ uint64_t RankCut(const RowSource& s, float max_logit, float min_logit, uint64_t limit, Weight weight,
-                            Target target, const float (&level0_offsets)[7], uint64_t* buf, LogprobSum& lp,
-                            Scratch& sh) {
+                            Target target, const float (&level0_offsets)[7], uint64_t* buf, Scratch& sh) {
   uint32_t hi = OrderedKey(max_logit);
   uint32_t lo = OrderedKey(min_logit);
   if (limit != kAllRanks) lo = max(lo, RankKey(limit));
@@ -193,17 +167,17 @@ __device__ uint64_t RankCut(const RowSource& s, float max_logit, float min_logit
       for (int j = 1; j < 8; ++j) t[j] = hi - static_cast<uint32_t>((width * j + 7) / 8);
     }
     // above[j], count[j]: the members in buckets 0..j.
-    double above[9] = {};
+    double above[8] = {};
     int count[8] = {};
-    const bool with_lp = lp.pending;
     const uint32_t range_lo = lo, range_hi = hi;
-    ForEachQuad(s, [&](int, int i0, const float(&raw)[4], const float(&pen)[4]) {
+    ForEachQuad(s, [&](int, int i0, const float(&pen)[4]) {
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        const float w = weight(pen[k]);
-        if (w > 0.0f) {
-          const uint32_t key = OrderedKey(pen[k]);
-          if (member_in(key, i0 + k, range_lo, range_hi)) {
+        // The range test first: after level 0 it drops most tokens before their weight is computed.
+        const uint32_t key = OrderedKey(pen[k]);
+        if (member_in(key, i0 + k, range_lo, range_hi)) {
+          const float w = weight(pen[k]);
+          if (w > 0.0f) {
 #pragma unroll
             for (int j = 0; j < 7; ++j) {
               if (key > t[j + 1]) {
@@ -216,13 +190,8 @@ __device__ uint64_t RankCut(const RowSource& s, float max_logit, float min_logit
           }
         }
       }
-      if (with_lp) above[8] += RawExpSum(raw, lp.raw_max);
     });
     BlockSum(above, count, sh);
-    if (with_lp) {
-      lp.sum = above[8];
-      lp.pending = false;
-    }
     if (level == 0 && !target.fixed) goal = target.value * above[7];
 
     // Static indices only below, so that above, count and t stay in registers.
@@ -255,7 +224,7 @@ __device__ uint64_t RankCut(const RowSource& s, float max_logit, float min_logit
     if (members <= kSortCap) {
       const uint32_t blo = lo, bhi = hi;
       const int m = GatherRanks(
-          s, [&](int id, float pen) { return weight(pen) > 0.0f && member_in(OrderedKey(pen), id, blo, bhi); }, buf,
+          s, [&](int id, float pen) { return member_in(OrderedKey(pen), id, blo, bhi) && weight(pen) > 0.0f; }, buf,
           sh);
       SortRanks(buf, m);
       int pick = m - 1;
@@ -282,13 +251,12 @@ __device__ uint64_t RankCut(const RowSource& s, float max_logit, float min_logit
         while (j > 0 && Reached(before + static_cast<double>(j) * w, goal, target.strict)) --j;
         while (j < members - 1 && !Reached(before + static_cast<double>(j + 1) * w, goal, target.strict)) ++j;
       }
-      LogprobSum none{0.0f, 0.0, false};
       const int id = IdOrderSelect(
           s,
-          [&](int i, float, float pen) {
+          [&](int i, float pen) {
             return (OrderedKey(pen) == key && weight(pen) > 0.0f && (!limited || Rank(key, i) <= limit)) ? 1.0 : 0.0;
           },
-          Target{true, static_cast<double>(j), true}, reinterpret_cast<double*>(buf), none, sh);
+          Target{true, static_cast<double>(j), true}, reinterpret_cast<double*>(buf), sh);
       return Rank(key, id);
     }
   }

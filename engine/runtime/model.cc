@@ -68,9 +68,10 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const ModelOptions& options) 
 
   if (options.backend == "cpu") {
     ASSIGN_OR_RETURN(model->backend_, CreateCpuBackend(model->config_, checkpoint, options.cpu));
+  } else if (options.backend == "cuda") {
+    ASSIGN_OR_RETURN(model->backend_, CreateCudaBackend(model->config_, checkpoint, options.cuda));
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown backend '", options.backend, "' (this build supports: cpu)"));
+    return absl::InvalidArgumentError(absl::StrCat("unknown backend '", options.backend, "' (known: cpu, cuda)"));
   }
   return model;
 }

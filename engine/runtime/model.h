@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cuda/cuda_backend.h"
 #include "engine/model/config.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -22,8 +23,9 @@ namespace supra {
 
 struct ModelOptions {
   std::string dir;               // model directory
-  std::string backend = "cpu";   // "cpu" (the CUDA backend comes with its own issue)
+  std::string backend = "cpu";   // "cpu" or "cuda"
   CpuBackendOptions cpu;
+  CudaBackendOptions cuda;
 };
 
 class Model {

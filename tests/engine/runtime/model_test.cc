@@ -219,6 +219,35 @@ TEST_F(BrokenModelTest, UnknownBackend) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("tpu"));
 }
 
+// The CUDA backend through the same loader: without a GPU (or without CUDA in
+// the build) a clear error; with one, a model that generates.
+TEST(ModelTest, CudaBackend) {
+  ModelOptions options;
+  options.dir = kData + "/models/gqa";
+  options.backend = "cuda";
+  options.cuda.num_slots = 2;
+  auto model = Model::Load(options);
+  if (!CudaDeviceAvailable()) {
+    ASSERT_FALSE(model.ok());
+    EXPECT_TRUE(model.status().code() == absl::StatusCode::kUnavailable ||
+                model.status().code() == absl::StatusCode::kUnimplemented)
+        << model.status();
+    return;
+  }
+  ASSERT_TRUE(model.ok()) << model.status();
+  GenerateOptions generate;
+  generate.sampling.temperature = 0;
+  generate.max_tokens = 8;
+  generate.stop_at_eos = false;
+  std::vector<int32_t> history, sampled;
+  const std::vector<int32_t> prompt = {1, 70, 80, 90};
+  ASSERT_TRUE(GenerateOnSlot(**model, 0, prompt, 0, generate, history, [&](int32_t t, absl::Span<const float>) {
+                sampled.push_back(t);
+                return true;
+              }).ok());
+  EXPECT_EQ(sampled.size(), 8u);
+}
+
 TEST(GenerateTest, BadArgumentsAreErrors) {
   auto model = LoadOrDie(kData + "/models/mha");
   ASSERT_NE(model, nullptr);
