@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cpu/cpu_model.h"
 #include "engine/cpu/cpu_weights.h"
+#include "engine/model/backend_arguments.h"
 #include "engine/sampling/logprobs.h"
 #include "engine/sampling/sampler.h"
 #include "engine/util/absl_compat.h"
@@ -56,35 +57,35 @@ class CpuBackend final : public Backend {
         num_slots_(num_slots),
         slot_numel_(config.state_numel()),
         states_(static_cast<size_t>(num_slots) * slot_numel_, 0.0f),
-        slot_used_(num_slots, 0) {}
+        args_(config, num_slots) {}
 
   std::string_view name() const override { return "cpu"; }
   const ModelConfig& config() const override { return config_; }
   int num_slots() const override { return num_slots_; }
 
   absl::Status ResetSlot(int32_t slot) override {
-    RETURN_IF_ERROR(CheckSlot(slot, "slot"));
+    RETURN_IF_ERROR(args_.CheckSlot(slot, "slot"));
     std::fill_n(SlotState(slot), slot_numel_, 0.0f);
     return absl::OkStatus();
   }
 
   absl::Status CopySlot(int32_t src, int32_t dst) override {
-    RETURN_IF_ERROR(CheckSlot(src, "source slot"));
-    RETURN_IF_ERROR(CheckSlot(dst, "destination slot"));
+    RETURN_IF_ERROR(args_.CheckSlot(src, "source slot"));
+    RETURN_IF_ERROR(args_.CheckSlot(dst, "destination slot"));
     if (src != dst) std::memcpy(SlotState(dst), SlotState(src), sizeof(float) * slot_numel_);
     return absl::OkStatus();
   }
 
   absl::Status ReadState(int32_t slot, absl::Span<float> state) override {
-    RETURN_IF_ERROR(CheckSlot(slot, "slot"));
-    RETURN_IF_ERROR(CheckStateSize(state.size()));
+    RETURN_IF_ERROR(args_.CheckSlot(slot, "slot"));
+    RETURN_IF_ERROR(args_.CheckStateSize(state.size()));
     std::memcpy(state.data(), SlotState(slot), sizeof(float) * slot_numel_);
     return absl::OkStatus();
   }
 
   absl::Status WriteState(int32_t slot, absl::Span<const float> state) override {
-    RETURN_IF_ERROR(CheckSlot(slot, "slot"));
-    RETURN_IF_ERROR(CheckStateSize(state.size()));
+    RETURN_IF_ERROR(args_.CheckSlot(slot, "slot"));
+    RETURN_IF_ERROR(args_.CheckStateSize(state.size()));
     std::memcpy(SlotState(slot), state.data(), sizeof(float) * slot_numel_);
     return absl::OkStatus();
   }
@@ -98,64 +99,13 @@ class CpuBackend final : public Backend {
  private:
   float* SlotState(int32_t slot) { return states_.data() + slot * slot_numel_; }
 
-  absl::Status CheckSlot(int32_t slot, std::string_view what) const {
-    if (slot < 0 || slot >= num_slots_) {
-      return absl::InvalidArgumentError(absl::StrCat(ToAbsl(what), " ", slot, " is outside [0, ", num_slots_, ")"));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status CheckStateSize(size_t size) const {
-    if (static_cast<int64_t>(size) != slot_numel_) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("state holds ", size, " floats, expected layers·H·F·Dv = ", slot_numel_));
-    }
-    return absl::OkStatus();
-  }
-
-  // Slots of one call: each valid and used once; slot_at(i) is item i's.
-  template <typename SlotAt>
-  absl::Status CheckDistinctSlots(size_t n, SlotAt slot_at) {
-    std::fill(slot_used_.begin(), slot_used_.end(), 0);
-    for (size_t i = 0; i < n; ++i) {
-      const int32_t slot = slot_at(i);
-      RETURN_IF_ERROR(CheckSlot(slot, absl::StrCat("slot of sequence ", i)));
-      if (slot_used_[slot]++ != 0) {
-        return absl::InvalidArgumentError(absl::StrCat("slot ", slot, " appears twice in one batch"));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status CheckTokens(absl::Span<const int32_t> tokens, size_t sequence) const {
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat("token id ", tokens[i], " (sequence ", sequence, ", index ", i,
-                                                       ") is outside the vocabulary [0, ", config_.vocab_size, ")"));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  // Positions start .. start + length − 1 must lie in [0, kMaxPosition].
-  static absl::Status CheckPositions(int64_t start, int64_t length, size_t sequence) {
-    if (start < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("negative position ", start, " (sequence ", sequence, ")"));
-    }
-    if (start > kMaxPosition - (length - 1)) {
-      return absl::OutOfRangeError(absl::StrCat("sequence ", sequence, ": ", length, " tokens from position ", start,
-                                                " go beyond the largest position ", kMaxPosition));
-    }
-    return absl::OkStatus();
-  }
-
   ModelConfig config_;
   ThreadPool pool_;
   cpu::CpuModel model_;
   int num_slots_;
   int64_t slot_numel_;              // layers·H·F·Dv
   std::vector<float> states_;       // [slots, layers, H, F, Dv]
-  std::vector<uint8_t> slot_used_;  // [slots], scratch of CheckDistinctSlots
+  BackendArguments args_;
 
   // Per-call scratch, reused.
   std::vector<float*> row_states_;        // [n]
@@ -194,21 +144,9 @@ absl::Status CpuBackend::DecodeAndSample(const DecodeBatch& batch, absl::Span<co
 }
 
 absl::Status CpuBackend::Decode(const DecodeBatch& batch, absl::Span<float> logits) {
+  RETURN_IF_ERROR(args_.CheckDecode(batch, &logits));
   const size_t n = batch.slots.size();
-  if (batch.tokens.size() != n || batch.positions.size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat("decode batch has ", n, " slots, ", batch.tokens.size(),
-                                                   " tokens and ", batch.positions.size(), " positions"));
-  }
   const int64_t vocab = config_.vocab_size;
-  if (static_cast<int64_t>(logits.size()) != static_cast<int64_t>(n) * vocab) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("logits hold ", logits.size(), " floats, expected ", n, " × ", vocab));
-  }
-  RETURN_IF_ERROR(CheckDistinctSlots(n, [&](size_t i) { return batch.slots[i]; }));
-  for (size_t i = 0; i < n; ++i) {
-    RETURN_IF_ERROR(CheckTokens(batch.tokens.subspan(i, 1), i));
-    RETURN_IF_ERROR(CheckPositions(batch.positions[i], 1, i));
-  }
   if (n == 0) return absl::OkStatus();
 
   row_states_.resize(n);
@@ -220,25 +158,11 @@ absl::Status CpuBackend::Decode(const DecodeBatch& batch, absl::Span<float> logi
 
 absl::Status CpuBackend::Prefill(absl::Span<const PrefillSequence> sequences, int chunk_size, LogitsOutput output,
                                  absl::Span<float> logits) {
-  if (chunk_size < 1) return absl::InvalidArgumentError(absl::StrCat("chunk_size ", chunk_size, " is not positive"));
+  RETURN_IF_ERROR(args_.CheckPrefill(sequences, chunk_size, output, logits.size()));
   const int64_t vocab = config_.vocab_size, dim = config_.dim;
   const size_t n = sequences.size();
-  RETURN_IF_ERROR(CheckDistinctSlots(n, [&](size_t i) { return sequences[i].slot; }));
-  int64_t total = 0, longest = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const PrefillSequence& s = sequences[i];
-    const int64_t len = static_cast<int64_t>(s.tokens.size());
-    if (len == 0) return absl::InvalidArgumentError(absl::StrCat("sequence ", i, " has no tokens"));
-    RETURN_IF_ERROR(CheckTokens(s.tokens, i));
-    RETURN_IF_ERROR(CheckPositions(s.start_position, len, i));
-    total += len;
-    longest = std::max(longest, len);
-  }
-  const int64_t logit_rows = output == LogitsOutput::kAll ? total : static_cast<int64_t>(n);
-  if (static_cast<int64_t>(logits.size()) != logit_rows * vocab) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("logits hold ", logits.size(), " floats, expected ", logit_rows, " × ", vocab));
-  }
+  int64_t longest = 0;
+  for (const PrefillSequence& s : sequences) longest = std::max(longest, static_cast<int64_t>(s.tokens.size()));
   if (n == 0) return absl::OkStatus();
 
   // Row of `logits` where each sequence's first token goes (kAll).

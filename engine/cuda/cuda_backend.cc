@@ -17,6 +17,7 @@
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/sampling.h"
+#include "engine/model/backend_arguments.h"
 #include "engine/model/decay.h"
 #include "engine/model/tensor_names.h"
 #include "engine/util/status_macros.h"
@@ -28,7 +29,8 @@ using cuda::CudaForward;
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const ModelConfig& config, const CudaBackendOptions& options) : config_(config), options_(options) {}
+  CudaBackend(const ModelConfig& config, const CudaBackendOptions& options)
+      : config_(config), options_(options), args_(config, options.num_slots) {}
   ~CudaBackend() override {
     for (auto& [n, exec] : graphs_) cudaGraphExecDestroy(exec);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -58,7 +60,7 @@ class CudaBackend final : public Backend {
 
   absl::Status ResetSlot(int32_t slot) override {
     RETURN_IF_ERROR(cuda::CheckDeviceUsable());
-    RETURN_IF_ERROR(CheckSlot(slot, "slot"));
+    RETURN_IF_ERROR(args_.CheckSlot(slot, "slot"));
     RETURN_IF_ERROR(forward_->ZeroSlot(slot));
     CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return absl::OkStatus();
@@ -66,8 +68,8 @@ class CudaBackend final : public Backend {
 
   absl::Status CopySlot(int32_t src, int32_t dst) override {
     RETURN_IF_ERROR(cuda::CheckDeviceUsable());
-    RETURN_IF_ERROR(CheckSlot(src, "source slot"));
-    RETURN_IF_ERROR(CheckSlot(dst, "destination slot"));
+    RETURN_IF_ERROR(args_.CheckSlot(src, "source slot"));
+    RETURN_IF_ERROR(args_.CheckSlot(dst, "destination slot"));
     if (src == dst) return absl::OkStatus();
     RETURN_IF_ERROR(forward_->CopySlot(src, dst));
     CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
@@ -76,8 +78,8 @@ class CudaBackend final : public Backend {
 
   absl::Status ReadState(int32_t slot, absl::Span<float> state) override {
     RETURN_IF_ERROR(cuda::CheckDeviceUsable());
-    RETURN_IF_ERROR(CheckSlot(slot, "slot"));
-    RETURN_IF_ERROR(CheckStateSize(state.size()));
+    RETURN_IF_ERROR(args_.CheckSlot(slot, "slot"));
+    RETURN_IF_ERROR(args_.CheckStateSize(state.size()));
     RETURN_IF_ERROR(forward_->ReadSlot(slot, state.data()));
     CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return absl::OkStatus();
@@ -85,21 +87,16 @@ class CudaBackend final : public Backend {
 
   absl::Status WriteState(int32_t slot, absl::Span<const float> state) override {
     RETURN_IF_ERROR(cuda::CheckDeviceUsable());
-    RETURN_IF_ERROR(CheckSlot(slot, "slot"));
-    RETURN_IF_ERROR(CheckStateSize(state.size()));
+    RETURN_IF_ERROR(args_.CheckSlot(slot, "slot"));
+    RETURN_IF_ERROR(args_.CheckStateSize(state.size()));
     RETURN_IF_ERROR(forward_->WriteSlot(slot, state.data()));
     CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return absl::OkStatus();
   }
 
   absl::Status Decode(const DecodeBatch& batch, absl::Span<float> logits) override {
-    const int64_t n = static_cast<int64_t>(batch.slots.size());
-    RETURN_IF_ERROR(CheckDecodeBatch(batch));
-    if (static_cast<int64_t>(logits.size()) != n * config_.vocab_size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("logits hold ", logits.size(), " floats, expected ", n, " × ", config_.vocab_size));
-    }
-    if (n == 0) return absl::OkStatus();
+    RETURN_IF_ERROR(CheckDecodeBatch(batch, &logits));
+    if (batch.slots.empty()) return absl::OkStatus();
     RETURN_IF_ERROR(RunDecode(batch));
     CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(logits.data(), forward_->logits(), logits.size() * sizeof(float),
                                          cudaMemcpyDeviceToHost, stream_));
@@ -110,7 +107,7 @@ class CudaBackend final : public Backend {
   absl::Status DecodeAndSample(const DecodeBatch& batch, absl::Span<const SampleSpec> specs,
                                absl::Span<int32_t> tokens, absl::Span<float> chosen_logprobs) override {
     const size_t n = batch.slots.size();
-    RETURN_IF_ERROR(CheckDecodeBatch(batch));
+    RETURN_IF_ERROR(CheckDecodeBatch(batch, nullptr));
     if (specs.size() != n || tokens.size() != n || (!chosen_logprobs.empty() && chosen_logprobs.size() != n)) {
       return absl::InvalidArgumentError(absl::StrCat("DecodeAndSample: ", n, " sequences but ", specs.size(),
                                                      " sampling specs, ", tokens.size(), " token outputs and ",
@@ -130,24 +127,9 @@ class CudaBackend final : public Backend {
   absl::Status Prefill(absl::Span<const PrefillSequence> sequences, int chunk_size, LogitsOutput output,
                        absl::Span<float> logits) override {
     RETURN_IF_ERROR(cuda::CheckDeviceUsable());
-    if (chunk_size < 1) return absl::InvalidArgumentError(absl::StrCat("chunk_size ", chunk_size, " is not positive"));
+    RETURN_IF_ERROR(args_.CheckPrefill(sequences, chunk_size, output, logits.size()));
     const int64_t vocab = config_.vocab_size;
     const size_t n = sequences.size();
-    RETURN_IF_ERROR(CheckDistinctSlots(n, [&](size_t i) { return sequences[i].slot; }));
-    int64_t total = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const PrefillSequence& s = sequences[i];
-      const int64_t len = static_cast<int64_t>(s.tokens.size());
-      if (len == 0) return absl::InvalidArgumentError(absl::StrCat("sequence ", i, " has no tokens"));
-      RETURN_IF_ERROR(CheckTokens(s.tokens, i));
-      RETURN_IF_ERROR(CheckPositions(s.start_position, len, i));
-      total += len;
-    }
-    const int64_t logit_rows = output == LogitsOutput::kAll ? total : static_cast<int64_t>(n);
-    if (static_cast<int64_t>(logits.size()) != logit_rows * vocab) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("logits hold ", logits.size(), " floats, expected ", logit_rows, " × ", vocab));
-    }
     if (n == 0) return absl::OkStatus();
 
     // Passes of at most max_prefill_tokens rows. Each pass takes, in order, the
@@ -224,71 +206,13 @@ class CudaBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::Status CheckDecodeBatch(const DecodeBatch& batch) {
+  absl::Status CheckDecodeBatch(const DecodeBatch& batch, const absl::Span<float>* logits) {
     RETURN_IF_ERROR(cuda::CheckDeviceUsable());
-    const size_t n = batch.slots.size();
-    if (batch.tokens.size() != n || batch.positions.size() != n) {
-      return absl::InvalidArgumentError(absl::StrCat("decode batch has ", n, " slots, ", batch.tokens.size(),
-                                                     " tokens and ", batch.positions.size(), " positions"));
-    }
-    if (static_cast<int64_t>(n) > options_.max_batch) {
+    if (static_cast<int64_t>(batch.slots.size()) > options_.max_batch) {
       return absl::InvalidArgumentError(
-          absl::StrCat("decode batch of ", n, " sequences exceeds max_batch ", options_.max_batch));
+          absl::StrCat("decode batch of ", batch.slots.size(), " sequences exceeds max_batch ", options_.max_batch));
     }
-    RETURN_IF_ERROR(CheckDistinctSlots(n, [&](size_t i) { return batch.slots[i]; }));
-    RETURN_IF_ERROR(CheckTokens(batch.tokens, 0));
-    for (size_t i = 0; i < n; ++i) RETURN_IF_ERROR(CheckPositions(batch.positions[i], 1, i));
-    return absl::OkStatus();
-  }
-
-  absl::Status CheckSlot(int32_t slot, const char* what) const {
-    if (slot < 0 || slot >= options_.num_slots) {
-      return absl::InvalidArgumentError(absl::StrCat(what, " ", slot, " is outside [0, ", options_.num_slots, ")"));
-    }
-    return absl::OkStatus();
-  }
-
-  template <typename SlotOf>
-  absl::Status CheckDistinctSlots(size_t n, SlotOf slot_of) {
-    slot_seen_.assign(options_.num_slots, 0);
-    for (size_t i = 0; i < n; ++i) {
-      const int32_t slot = slot_of(i);
-      RETURN_IF_ERROR(CheckSlot(slot, "slot"));
-      if (slot_seen_[slot]++ != 0) {
-        return absl::InvalidArgumentError(absl::StrCat("slot ", slot, " appears twice in one call"));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status CheckTokens(absl::Span<const int32_t> tokens, size_t sequence) const {
-    for (size_t t = 0; t < tokens.size(); ++t) {
-      if (tokens[t] < 0 || tokens[t] >= config_.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat("token id ", tokens[t], " (sequence ", sequence, ", index ", t,
-                                                       ") is outside the vocabulary [0, ", config_.vocab_size, ")"));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  static absl::Status CheckPositions(int64_t start, int64_t length, size_t sequence) {
-    if (start < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("sequence ", sequence, ": negative position ", start));
-    }
-    if (start > kMaxPosition - (length - 1)) {
-      return absl::OutOfRangeError(absl::StrCat("sequence ", sequence, ": positions ", start, "..",
-                                                start + length - 1, " go beyond the last valid position ",
-                                                kMaxPosition));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status CheckStateSize(size_t size) const {
-    if (static_cast<int64_t>(size) != config_.state_numel()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("state holds ", size, " floats, expected layers·H·F·Dv = ", config_.state_numel()));
-    }
-    return absl::OkStatus();
+    return args_.CheckDecode(batch, logits);
   }
 
   ModelConfig config_;
@@ -299,7 +223,7 @@ class CudaBackend final : public Backend {
   cuda::DeviceSampler sampler_;
   std::map<int64_t, cudaGraphExec_t> graphs_;  // decode graph per batch size
   std::vector<float> host_logits_;
-  std::vector<uint8_t> slot_seen_;             // [slots], scratch
+  BackendArguments args_;
   std::vector<cuda::PassSequence> pass_;       // scratch of Prefill
   std::vector<size_t> pass_index_;             // sequence index of each pass entry
 };

@@ -121,7 +121,8 @@ absl::StatusOr<DeviceSampler> DeviceSampler::Create(int64_t max_rows, int64_t vo
   ASSIGN_OR_RETURN(uint8_t* const results, AllocatePinned(output_bytes, "sampled tokens"));
   sampler.results_.reset(results);
   sampler.tokens_ = reinterpret_cast<int32_t*>(sampler.outputs_.data());
-  sampler.logprobs_ = reinterpret_cast<float*>(sampler.outputs_.data() + static_cast<size_t>(max_rows) * sizeof(int32_t));
+  sampler.logprobs_ =
+      reinterpret_cast<float*>(sampler.outputs_.data() + static_cast<size_t>(max_rows) * sizeof(int32_t));
   cudaEvent_t event = nullptr;
   CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
   sampler.upload_done_.reset(event);
@@ -200,9 +201,8 @@ absl::Status DeviceSampler::CopyResults(absl::Span<int32_t> tokens, absl::Span<f
   const int64_t n = sampled_rows_;
   if (static_cast<int64_t>(tokens.size()) != n ||
       (!chosen_logprobs.empty() && static_cast<int64_t>(chosen_logprobs.size()) != n)) {
-    return absl::InvalidArgumentError(absl::StrCat("DeviceSampler::CopyResults: ", n, " rows sampled, ",
-                                                   tokens.size(), " token and ", chosen_logprobs.size(),
-                                                   " logprob outputs"));
+    return absl::InvalidArgumentError(absl::StrCat("DeviceSampler::CopyResults: ", n, " rows sampled, ", tokens.size(),
+                                                   " token and ", chosen_logprobs.size(), " logprob outputs"));
   }
   if (n == 0) return absl::OkStatus();
   CUDA_RETURN_IF_ERROR(

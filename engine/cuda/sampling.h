@@ -135,14 +135,14 @@ class DeviceSampler {
 
   int64_t max_rows_ = 0;
   int64_t vocab_ = 0;
-  int64_t history_capacity_ = 0;  // history ids the input buffers hold
-  int64_t staged_rows_ = -1;      // rows of the last Stage; -1 before any
-  int64_t sampled_rows_ = -1;     // rows of the last Sample; -1 before any
-  PinnedBytes staging_;           // host mirror of inputs_
-  DeviceBuffer<uint8_t> inputs_;  // params [rows], offsets [rows + 1], history [..], packed per Stage
-  DeviceBuffer<int32_t> workspace_;                         // [max_rows, vocab]
-  DeviceBuffer<uint8_t> outputs_;                           // tokens [max_rows] int32, logprobs [max_rows] fp32
-  PinnedBytes results_;                                     // host mirror of outputs_
+  int64_t history_capacity_ = 0;     // history ids the input buffers hold
+  int64_t staged_rows_ = -1;         // rows of the last Stage; -1 before any
+  int64_t sampled_rows_ = -1;        // rows of the last Sample; -1 before any
+  PinnedBytes staging_;              // host mirror of inputs_
+  DeviceBuffer<uint8_t> inputs_;     // params [rows], offsets [rows + 1], history [..], packed per Stage
+  DeviceBuffer<int32_t> workspace_;  // [max_rows, vocab]
+  DeviceBuffer<uint8_t> outputs_;    // tokens [max_rows] int32, logprobs [max_rows] fp32
+  PinnedBytes results_;              // host mirror of outputs_
   std::unique_ptr<CUevent_st, EventDeleter> upload_done_;  // recorded after each Stage's copy
   const DeviceSamplingParams* params_ = nullptr;           // into inputs_
   const int32_t* history_offsets_ = nullptr;               // into inputs_

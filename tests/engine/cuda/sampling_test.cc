@@ -9,6 +9,8 @@
 // most 0.1% of the draws. Greedy must match always. Logprobs: both sides sum
 // the same float terms in float64 and differ by a few float ulps: 1e-5 (times
 // |logprob| when larger than 1).
+#include "engine/cuda/sampling.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -24,7 +26,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "engine/backend.h"
-#include "engine/cuda/sampling.h"
 #include "engine/sampling/candidate_set.h"
 #include "engine/sampling/fast_exp.h"
 #include "engine/sampling/logprobs.h"
@@ -126,9 +127,8 @@ GpuResult RunGpu(const std::vector<Row>& rows) {
   result.logprobs.resize(rows.size());
   EXPECT_EQ(cudaMemcpy(result.tokens.data(), sampler->device_tokens(), n * sizeof(int32_t), cudaMemcpyDeviceToHost),
             cudaSuccess);
-  EXPECT_EQ(
-      cudaMemcpy(result.logprobs.data(), sampler->device_logprobs(), n * sizeof(float), cudaMemcpyDeviceToHost),
-      cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(result.logprobs.data(), sampler->device_logprobs(), n * sizeof(float), cudaMemcpyDeviceToHost),
+            cudaSuccess);
   return result;
 }
 
@@ -381,7 +381,8 @@ TEST(CudaSamplerTest, GreedyEqualsCpuAlways) {
   for (const int vocab : {97, 1000, 32000}) {
     std::vector<Row> rows;
     for (int r = 0; r < 48; ++r) {
-      const LogitKind kind = r % 3 == 0 ? LogitKind::kQuantized : (r % 3 == 1 ? LogitKind::kMasked : LogitKind::kUniform);
+      const LogitKind kind =
+          r % 3 == 0 ? LogitKind::kQuantized : (r % 3 == 1 ? LogitKind::kMasked : LogitKind::kUniform);
       Row row{MakeLogits(vocab, 500 + r, kind), Params(0, r % 4 == 0 ? 5 : 0, 1, 0), {}, r};
       if (r % 2 == 0) {
         row.params = WithPenalties(row.params, 1.5f, 0.7f, 0.2f, 32);
@@ -391,7 +392,8 @@ TEST(CudaSamplerTest, GreedyEqualsCpuAlways) {
     }
     const GpuResult gpu = RunGpu(rows);
     ASSERT_EQ(gpu.tokens.size(), rows.size());
-    for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(gpu.tokens[r], CpuToken(rows[r])) << "vocab " << vocab << " row " << r;
+    for (size_t r = 0; r < rows.size(); ++r)
+      EXPECT_EQ(gpu.tokens[r], CpuToken(rows[r])) << "vocab " << vocab << " row " << r;
   }
 }
 
@@ -423,7 +425,8 @@ TEST(CudaSamplerTest, InvalidRowsGiveMinusOne) {
   SUPRA_SKIP_WITHOUT_GPU();
   constexpr int kVocab = 1000;
   std::vector<Row> rows;
-  for (int r = 0; r < 5; ++r) rows.push_back({MakeLogits(kVocab, 60 + r, LogitKind::kGaussian), Params(1, 0, 0.9f, 0), {}, r});
+  for (int r = 0; r < 5; ++r)
+    rows.push_back({MakeLogits(kVocab, 60 + r, LogitKind::kGaussian), Params(1, 0, 0.9f, 0), {}, r});
   rows[1].logits[17] = std::numeric_limits<float>::quiet_NaN();
   rows[2].logits[999] = std::numeric_limits<float>::infinity();
   std::fill(rows[3].logits.begin(), rows[3].logits.end(), kNegInf);
@@ -580,8 +583,8 @@ TEST(CudaSamplerTest, DrawsFitTheTargetDistribution) {
     absl::StatusOr<DeviceBuffer<int32_t>> workspace =
         DeviceBuffer<int32_t>::Allocate(static_cast<size_t>(kDraws) * kVocab);
     ASSERT_TRUE(workspace.ok());
-    ASSERT_TRUE(LaunchSample(device_logits.data(), kDraws, kVocab, device_params.data(), history.data(),
-                             offsets.data(), tokens.data(), nullptr, workspace->data(), workspace->bytes(), nullptr)
+    ASSERT_TRUE(LaunchSample(device_logits.data(), kDraws, kVocab, device_params.data(), history.data(), offsets.data(),
+                             tokens.data(), nullptr, workspace->data(), workspace->bytes(), nullptr)
                     .ok());
     const std::vector<int32_t> drawn = Download(tokens);
     const std::vector<double> target = TargetDistribution(logits, p);
