@@ -1,0 +1,77 @@
+// What a Generate call asks of the engine, and the sink its results go to.
+#ifndef SUPRA_ENGINE_SERVING_GENERATE_REQUEST_H_
+#define SUPRA_ENGINE_SERVING_GENERATE_REQUEST_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "engine/sampling/logprobs.h"
+#include "engine/sampling/sampling_params.h"
+
+namespace supra {
+
+struct GenerateRequest {
+  std::string request_id;  // echoed in logs; not interpreted
+  std::string tenant;
+  // None: an ephemeral session, deleted when the request ends.
+  std::optional<std::string> session_id;
+  // Text (BOS is prepended when it starts a new sequence, supra-model.md §5)
+  // or token ids, taken as given. May be empty only on a session with
+  // pending tokens.
+  std::variant<std::string, std::vector<int32_t>> prompt;
+  SamplingParams sampling;
+  std::optional<int32_t> max_tokens;  // unset: RequestLoopOptions::default_max_tokens
+  std::vector<std::string> stop_strings;
+  std::vector<int32_t> stop_token_ids;
+  bool ignore_eos = false;
+  std::optional<int32_t> top_logprobs;  // set: logprobs with this many alternatives
+  std::optional<int64_t> expected_session_length;  // FAILED_PRECONDITION on mismatch
+  absl::Time deadline = absl::InfiniteFuture();
+  // Set by the caller (e.g. the client went away); seen at the next iteration.
+  std::shared_ptr<std::atomic<bool>> cancelled;
+};
+
+enum class FinishReason { kEos, kStopString, kStopToken, kLength, kCancelled, kDeadline, kError };
+
+struct Usage {
+  int64_t prompt_tokens = 0;     // the prompt, BOS included
+  int64_t resumed_tokens = 0;    // the session's pending tokens fed first
+  int64_t generated_tokens = 0;  // sampled tokens
+};
+
+struct FinishInfo {
+  absl::Status status;  // OK for eos, stop and length
+  FinishReason reason = FinishReason::kError;
+  std::string stop_string;    // kStopString: which one matched
+  int32_t stop_token = -1;    // kStopToken, kEos: the token
+  Usage usage;
+  std::string session_id;     // empty for an ephemeral session
+  int64_t session_length = 0; // history tokens after the turn
+};
+
+// Where a request's results go. Called only from the request loop's thread,
+// which must never block: an implementation queues and returns.
+class TokenSink {
+ public:
+  virtual ~TokenSink() = default;
+  // Newly sampled tokens and the text that became final (possibly empty:
+  // text that could start a stop string is held back). logprobs is empty
+  // unless requested, then one per id. The last call may carry text only.
+  virtual void OnTokens(absl::Span<const int32_t> ids, std::string_view text,
+                        absl::Span<const Logprobs> logprobs) = 0;
+  // Exactly once per accepted request, last.
+  virtual void OnFinish(const FinishInfo& info) = 0;
+};
+
+}  // namespace supra
+
+#endif  // SUPRA_ENGINE_SERVING_GENERATE_REQUEST_H_

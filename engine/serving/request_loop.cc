@@ -1,0 +1,485 @@
+#include "engine/serving/request_loop.h"
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/serving/stop_matcher.h"
+#include "engine/tokenizer/incremental_decoder.h"
+#include "engine/util/absl_compat.h"
+#include "engine/util/status_macros.h"
+
+namespace supra {
+
+struct ActiveRequest {
+  ActiveRequest(GenerateRequest req, TokenSink* s)
+      : request(std::move(req)), sink(s), stops(request.stop_strings) {}
+
+  GenerateRequest request;
+  TokenSink* sink;
+  Session* session = nullptr;
+  bool started = false;  // holds a slot; no longer counts as queued
+  bool done = false;
+  int32_t max_tokens = 0;
+  int32_t generated = 0;  // also the draw counter of the next sample
+  Usage usage;
+  std::optional<IncrementalDecoder> decoder;
+  StopMatcher stops;
+};
+
+namespace {
+
+RequestLimits LimitsFor(const Model& model, const RequestLoopOptions& o) {
+  RequestLimits limits;
+  limits.vocab_size = model.config().vocab_size;
+  limits.max_tokens_limit = o.max_tokens_limit;
+  limits.max_prompt_tokens = o.max_prompt_tokens;
+  limits.max_top_logprobs = o.max_top_logprobs;
+  limits.history_tail_tokens = o.sessions.history_tail_tokens;
+  return limits;
+}
+
+Clock ClockOrNow(Clock clock) {
+  if (clock) return clock;
+  return [] { return absl::Now(); };
+}
+
+}  // namespace
+
+RequestLoop::RequestLoop(Model& model, RequestLoopOptions options)
+    : model_(model),
+      options_(std::move(options)),
+      limits_(LimitsFor(model, options_)),
+      clock_(ClockOrNow(options_.clock)),
+      sessions_(model.backend(), options_.sessions, clock_),
+      last_sweep_(clock_()),
+      thread_([this] { Run(); }) {}
+
+RequestLoop::~RequestLoop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+absl::Status RequestLoop::Submit(GenerateRequest request, TokenSink* sink) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (draining_ || stop_) return absl::UnavailableError("server is draining; retry on another replica");
+    if (queued_ >= options_.max_queued) {
+      return absl::ResourceExhaustedError(absl::StrCat("request queue is full (", options_.max_queued, ")"));
+    }
+    ++queued_;
+    ++in_flight_;
+    queue_.push_back({std::move(request), sink});
+  }
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+void RequestLoop::Drain(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  draining_ = true;
+  idle_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [this] { return in_flight_ == 0; });
+  if (in_flight_ == 0) return;
+  cancel_all_ = true;
+  cv_.notify_all();
+  idle_cv_.wait(lock, [this] { return in_flight_ == 0; });
+}
+
+void RequestLoop::RunOnLoop(std::function<void()> task) {
+  std::promise<void> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks_.push_back([&] {
+      task();
+      done.set_value();
+    });
+  }
+  cv_.notify_all();
+  done.get_future().wait();
+}
+
+absl::StatusOr<SessionInfo> RequestLoop::CreateSession(const std::string& tenant,
+                                                       std::optional<std::string> system_prompt) {
+  absl::StatusOr<SessionInfo> result;
+  RunOnLoop([&] {
+    result = [&]() -> absl::StatusOr<SessionInfo> {
+      std::vector<int32_t> tokens;
+      if (system_prompt) {
+        tokens.push_back(model_.bos_id());
+        const std::vector<int32_t> text = model_.tokenizer().Encode(*system_prompt);
+        tokens.insert(tokens.end(), text.begin(), text.end());
+        if (static_cast<int64_t>(tokens.size()) > limits_.max_prompt_tokens) {
+          return absl::InvalidArgumentError("system prompt is longer than the prompt limit");
+        }
+      }
+      ASSIGN_OR_RETURN(Session * session, sessions_.Create(tenant, /*ephemeral=*/false));
+      session->pending = tokens;
+      sessions_.AppendHistory(*session, tokens);
+      if (absl::Status s = ConsumeNow(*session); !s.ok()) {
+        sessions_.Remove(*session);
+        return s;
+      }
+      return sessions_.Info(*session);
+    }();
+  });
+  return result;
+}
+
+absl::Status RequestLoop::ConsumeNow(Session& session) {
+  if (session.pending.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const bool resident, sessions_.MakeResident(session));
+  // Every slot is generating: the tokens stay pending and are fed on first
+  // use, which gives the same state.
+  if (!resident) return absl::OkStatus();
+  logits_.resize(model_.config().vocab_size);
+  const PrefillSequence seq{session.slot, session.pending, session.next_position};
+  RETURN_IF_ERROR(model_.backend().Prefill(absl::MakeConstSpan(&seq, 1), options_.prefill_chunk,
+                                           LogitsOutput::kLastOnly, absl::MakeSpan(logits_)));
+  session.next_position += static_cast<int64_t>(session.pending.size());
+  session.pending.clear();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SessionInfo> RequestLoop::GetSession(const std::string& tenant, const std::string& id) {
+  absl::StatusOr<SessionInfo> result;
+  RunOnLoop([&] {
+    absl::StatusOr<Session*> s = sessions_.Find(tenant, id);
+    result = s.ok() ? absl::StatusOr<SessionInfo>(sessions_.Info(**s)) : s.status();
+  });
+  return result;
+}
+
+absl::StatusOr<SessionPage> RequestLoop::ListSessions(const std::string& tenant, int page_size,
+                                                      const std::string& page_token) {
+  absl::StatusOr<SessionPage> result;
+  RunOnLoop([&] { result = sessions_.List(tenant, page_size, page_token); });
+  return result;
+}
+
+absl::StatusOr<SessionInfo> RequestLoop::ForkSession(const std::string& tenant, const std::string& id,
+                                                     std::optional<int64_t> expected_length) {
+  absl::StatusOr<SessionInfo> result;
+  RunOnLoop([&] {
+    absl::StatusOr<Session*> s = sessions_.Fork(tenant, id, expected_length);
+    result = s.ok() ? absl::StatusOr<SessionInfo>(sessions_.Info(**s)) : s.status();
+  });
+  return result;
+}
+
+absl::Status RequestLoop::DeleteSession(const std::string& tenant, const std::string& id,
+                                        std::optional<int64_t> expected_length) {
+  absl::Status result;
+  RunOnLoop([&] { result = sessions_.Delete(tenant, id, expected_length); });
+  return result;
+}
+
+int RequestLoop::SweepExpiredSessions() {
+  int removed = 0;
+  RunOnLoop([&] { removed = sessions_.SweepExpired(); });
+  return removed;
+}
+
+void RequestLoop::Run() {
+  while (true) {
+    std::deque<Submitted> incoming;
+    std::vector<std::function<void()>> tasks;
+    bool cancel_all = false;
+    bool stop = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (active_.empty()) {
+        cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.sweep_interval),
+                     [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty() || !tasks_.empty(); });
+      }
+      incoming.swap(queue_);
+      tasks.swap(tasks_);
+      cancel_all = cancel_all_;
+      stop = stop_;
+    }
+    for (auto& task : tasks) task();
+    for (Submitted& s : incoming) Admit(std::move(s));
+    if (cancel_all || stop) {
+      for (auto& r : active_) Finish(*r, FinishReason::kCancelled, absl::CancelledError("server is shutting down"));
+    } else {
+      CheckInterrupts();
+    }
+    RemoveFinished();
+    if (stop) break;
+    AssignSlots();
+    PrefillStep();
+    RemoveFinished();
+    DecodeStep();
+    RemoveFinished();
+    if (clock_() - last_sweep_ >= options_.sweep_interval) {
+      sessions_.SweepExpired();
+      last_sweep_ = clock_();
+    }
+  }
+}
+
+void RequestLoop::Admit(Submitted submitted) {
+  auto r = std::make_unique<ActiveRequest>(std::move(submitted.request), submitted.sink);
+  const absl::Status status = Start(*r);
+  if (!status.ok()) {
+    if (r->session != nullptr && r->session->ephemeral) sessions_.Remove(*r->session);
+    r->session = nullptr;
+    Finish(*r, FinishReason::kError, status);
+    return;
+  }
+  active_.push_back(std::move(r));
+}
+
+// Validates, claims the session and makes the prompt history (the turn
+// atomicity rule: from here on the prompt belongs to the session).
+absl::Status RequestLoop::Start(ActiveRequest& r) {
+  const GenerateRequest& req = r.request;
+  RETURN_IF_ERROR(ValidateRequest(req, limits_));
+  if (req.session_id) {
+    ASSIGN_OR_RETURN(r.session, sessions_.Find(req.tenant, *req.session_id));
+    if (r.session->busy) {
+      Session* busy = r.session;
+      r.session = nullptr;  // not ours: Finish must not touch it
+      return absl::AbortedError(absl::StrCat("session ", ToAbsl(busy->id),
+                                             " is busy with another request; retry when it finishes"));
+    }
+  } else {
+    ASSIGN_OR_RETURN(r.session, sessions_.Create(req.tenant, /*ephemeral=*/true));
+  }
+  Session& session = *r.session;
+  if (req.expected_session_length && *req.expected_session_length != session.length()) {
+    const int64_t length = session.length();
+    if (!session.ephemeral) r.session = nullptr;
+    return absl::FailedPreconditionError(absl::StrCat("session has length ", length, ", expected ",
+                                                      *req.expected_session_length));
+  }
+  std::vector<int32_t> prompt;
+  if (const auto* text = std::get_if<std::string>(&req.prompt)) {
+    if (session.length() == 0) prompt.push_back(model_.bos_id());
+    const std::vector<int32_t> ids = model_.tokenizer().Encode(*text);
+    prompt.insert(prompt.end(), ids.begin(), ids.end());
+    if (text->empty()) prompt.clear();
+  } else {
+    prompt = std::get<std::vector<int32_t>>(req.prompt);
+  }
+  if (prompt.empty() && session.pending.empty()) {
+    if (!session.ephemeral) r.session = nullptr;
+    return absl::InvalidArgumentError("prompt is empty (allowed only on a session with pending tokens)");
+  }
+  if (static_cast<int64_t>(prompt.size()) > limits_.max_prompt_tokens) {
+    if (!session.ephemeral) r.session = nullptr;
+    return absl::InvalidArgumentError(absl::StrCat("prompt has ", prompt.size(), " tokens, more than the limit ",
+                                                   limits_.max_prompt_tokens));
+  }
+  session.busy = true;
+  r.max_tokens = req.max_tokens.value_or(options_.default_max_tokens);
+  r.usage.prompt_tokens = static_cast<int64_t>(prompt.size());
+  r.usage.resumed_tokens = static_cast<int64_t>(session.pending.size());
+  session.pending.insert(session.pending.end(), prompt.begin(), prompt.end());
+  sessions_.AppendHistory(session, prompt);
+  ASSIGN_OR_RETURN(IncrementalDecoder decoder, IncrementalDecoder::Create(model_.tokenizer(), session.history_tail));
+  r.decoder.emplace(std::move(decoder));
+  return absl::OkStatus();
+}
+
+void RequestLoop::CheckInterrupts() {
+  const absl::Time now = clock_();
+  for (auto& r : active_) {
+    if (r->request.cancelled && r->request.cancelled->load()) {
+      Finish(*r, FinishReason::kCancelled, absl::CancelledError("request cancelled"));
+    } else if (now >= r->request.deadline) {
+      Finish(*r, FinishReason::kDeadline, absl::DeadlineExceededError("request deadline exceeded"));
+    }
+  }
+}
+
+void RequestLoop::AssignSlots() {
+  for (auto& r : active_) {
+    if (r->started || r->done) continue;
+    absl::StatusOr<bool> resident = sessions_.MakeResident(*r->session);
+    if (!resident.ok()) {
+      FailBatch({r.get()}, resident.status());
+      continue;
+    }
+    if (!*resident) break;  // FCFS: later requests wait behind this one
+    r->started = true;
+    std::lock_guard<std::mutex> lock(mu_);
+    --queued_;
+  }
+}
+
+void RequestLoop::PrefillStep() {
+  std::vector<ActiveRequest*> batch;
+  std::vector<PrefillSequence> seqs;
+  for (auto& r : active_) {
+    if (!r->started || r->done || r->generated > 0) continue;
+    Session& s = *r->session;
+    const size_t n = std::min(s.pending.size(), static_cast<size_t>(options_.prefill_chunk));
+    batch.push_back(r.get());
+    seqs.push_back({s.slot, absl::MakeConstSpan(s.pending.data(), n), s.next_position});
+  }
+  if (batch.empty()) return;
+  const int vocab = model_.config().vocab_size;
+  logits_.resize(batch.size() * vocab);
+  if (absl::Status s = model_.backend().Prefill(seqs, options_.prefill_chunk, LogitsOutput::kLastOnly,
+                                                absl::MakeSpan(logits_));
+      !s.ok()) {
+    FailBatch(batch, s);
+    return;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    ActiveRequest& r = *batch[i];
+    Session& s = *r.session;
+    const auto n = static_cast<std::ptrdiff_t>(seqs[i].tokens.size());
+    s.next_position += n;
+    s.pending.erase(s.pending.begin(), s.pending.begin() + n);
+    if (!s.pending.empty()) continue;  // more chunks next iteration
+    const absl::Span<const float> row = absl::MakeConstSpan(logits_).subspan(i * vocab, vocab);
+    absl::StatusOr<int32_t> token = sampler_.Sample(row, r.request.sampling, s.history_tail, r.generated);
+    if (!token.ok()) {
+      FailBatch({&r}, token.status());
+      continue;
+    }
+    std::optional<Logprobs> lp;
+    if (r.request.top_logprobs) {
+      absl::StatusOr<Logprobs> computed = logprobs_.Compute(row, *token, *r.request.top_logprobs);
+      if (computed.ok()) lp = *std::move(computed);
+    }
+    Accept(r, *token, lp ? &*lp : nullptr);
+  }
+}
+
+void RequestLoop::DecodeStep() {
+  // Requests that want logprobs need the logits on the host; the others
+  // sample where the backend keeps them.
+  std::vector<ActiveRequest*> fast, slow;
+  for (auto& r : active_) {
+    if (!r->started || r->done || r->generated == 0) continue;
+    (r->request.top_logprobs ? slow : fast).push_back(r.get());
+  }
+  for (std::vector<ActiveRequest*>* group : {&fast, &slow}) {
+    if (group->empty()) continue;
+    const size_t n = group->size();
+    std::vector<int32_t> slots(n), tokens(n), sampled(n);
+    std::vector<int64_t> positions(n);
+    std::vector<SampleSpec> specs(n);
+    for (size_t i = 0; i < n; ++i) {
+      const ActiveRequest& r = *(*group)[i];
+      slots[i] = r.session->slot;
+      tokens[i] = r.session->pending.back();  // the one pending token of a decoding request
+      positions[i] = r.session->next_position;
+      specs[i] = {r.request.sampling, r.generated, r.session->history_tail};
+    }
+    const DecodeBatch batch{slots, tokens, positions};
+    const int vocab = model_.config().vocab_size;
+    absl::Status status;
+    if (group == &fast) {
+      status = model_.backend().DecodeAndSample(batch, specs, absl::MakeSpan(sampled), {});
+    } else {
+      logits_.resize(n * vocab);
+      status = model_.backend().Decode(batch, absl::MakeSpan(logits_));
+    }
+    if (!status.ok()) {
+      FailBatch(*group, status);
+      continue;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      ActiveRequest& r = *(*group)[i];
+      r.session->next_position += 1;
+      r.session->pending.clear();
+      if (group == &fast) {
+        Accept(r, sampled[i], nullptr);
+        continue;
+      }
+      const absl::Span<const float> row = absl::MakeConstSpan(logits_).subspan(i * vocab, vocab);
+      absl::StatusOr<int32_t> token = sampler_.Sample(row, r.request.sampling, r.session->history_tail, r.generated);
+      absl::StatusOr<Logprobs> lp =
+          token.ok() ? logprobs_.Compute(row, *token, *r.request.top_logprobs) : token.status();
+      if (!lp.ok()) {
+        FailBatch({&r}, lp.status());
+        continue;
+      }
+      Accept(r, *token, &*lp);
+    }
+  }
+}
+
+void RequestLoop::Accept(ActiveRequest& r, int32_t token, const Logprobs* logprobs) {
+  Session& s = *r.session;
+  s.pending.push_back(token);
+  sessions_.AppendHistory(s, absl::MakeConstSpan(&token, 1));
+  ++r.generated;
+  ++r.usage.generated_tokens;
+  absl::StatusOr<std::string> delta = r.decoder->Step(token);
+  const std::string text = r.stops.Push(delta.ok() ? *delta : std::string());
+  r.sink->OnTokens(absl::MakeConstSpan(&token, 1), text,
+                   logprobs ? absl::MakeConstSpan(logprobs, 1) : absl::Span<const Logprobs>());
+  const auto& stop_ids = r.request.stop_token_ids;
+  if (r.stops.matched()) {
+    Finish(r, FinishReason::kStopString, absl::OkStatus());
+  } else if (!r.request.ignore_eos && token == model_.eos_id()) {
+    Finish(r, FinishReason::kEos, absl::OkStatus());
+  } else if (std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end()) {
+    Finish(r, FinishReason::kStopToken, absl::OkStatus());
+  } else if (r.generated >= r.max_tokens) {
+    Finish(r, FinishReason::kLength, absl::OkStatus());
+  }
+}
+
+void RequestLoop::FailBatch(const std::vector<ActiveRequest*>& batch, const absl::Status& status) {
+  for (ActiveRequest* r : batch) {
+    // The state is unknown after a failed backend call: drop the session.
+    Session* named = (r->session != nullptr && !r->session->ephemeral) ? r->session : nullptr;
+    Finish(*r, FinishReason::kError, status);
+    if (named != nullptr) sessions_.Remove(*named);
+  }
+}
+
+void RequestLoop::Finish(ActiveRequest& r, FinishReason reason, absl::Status status) {
+  if (r.done) return;
+  r.done = true;
+  FinishInfo info;
+  info.reason = reason;
+  info.usage = r.usage;
+  if (reason == FinishReason::kStopString) info.stop_string = r.request.stop_strings[*r.stops.matched()];
+  if (reason == FinishReason::kEos || reason == FinishReason::kStopToken) info.stop_token = r.session->pending.back();
+
+  if (r.session != nullptr) {
+    Session& s = *r.session;
+    if (r.decoder && !r.stops.matched() && reason != FinishReason::kError) {
+      absl::StatusOr<std::string> tail = r.decoder->Flush();
+      std::string text = r.stops.Push(tail.ok() ? *tail : std::string());
+      if (!r.stops.matched()) text += r.stops.Flush();
+      if (!text.empty()) r.sink->OnTokens({}, text, {});
+    }
+    s.busy = false;
+    s.last_used = clock_();
+    info.session_length = s.length();
+    if (s.ephemeral) {
+      sessions_.Remove(s);
+    } else {
+      info.session_id = s.id;
+    }
+    r.session = nullptr;
+  }
+  info.status = std::move(status);
+  r.sink->OnFinish(info);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!r.started) --queued_;
+    --in_flight_;
+  }
+  idle_cv_.notify_all();
+}
+
+void RequestLoop::RemoveFinished() {
+  active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& r) { return r->done; }),
+                active_.end());
+}
+
+}  // namespace supra
