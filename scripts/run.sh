@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSUPRA_BUILD_TESTS=OFF
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSUPRA_BUILD_TESTS=OFF -DSUPRA_CUDA=OFF \
+  -DSUPRA_BUILD_SERVER=OFF
 cmake --build build/release -j"$(nproc)" --target supra-generate
 model=${SUPRA_MODEL:-tests/data/models/mha}
 if [[ $# -eq 0 ]]; then

@@ -24,20 +24,20 @@ if [[ -z ${SUPRA_SKIP_SANITIZERS:-} ]]; then
   # The engine suites are the ones that parse untrusted files and do index
   # arithmetic; they run again under ASan+UBSan (CPU only, to keep CI short).
   suites=(supra_model_tests supra_checkpoint_tests supra_tokenizer_tests supra_sampling_tests supra_cpu_tests
-    supra_runtime_tests)
+    supra_runtime_tests supra_serving_tests)
   echo "== ASan+UBSan: ${suites[*]} =="
-  cmake -S "$root" -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSUPRA_SANITIZE=address -DSUPRA_CUDA=OFF \
-    -DSUPRA_WERROR=ON -DSUPRA_BUILD_TESTS=ON
+  cmake -S "$root" -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSUPRA_SANITIZE=address -DSUPRA_CUDA=OFF \
+    -DSUPRA_BUILD_SERVER=OFF -DSUPRA_WERROR=ON -DSUPRA_BUILD_TESTS=ON
   cmake --build build/asan -j"$jobs" --target "${suites[@]}"
   labels=$(IFS='|'; echo "${suites[*]}")
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -j"$jobs" -L "^($labels)\$" --timeout 900
 
-  # The CPU backend and its thread pool are the multi-threaded engine code.
-  echo "== TSan: supra_cpu_tests =="
+  # The CPU backend's thread pool and the request loop are the multi-threaded engine code.
+  echo "== TSan: supra_cpu_tests supra_serving_tests =="
   cmake -S "$root" -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSUPRA_SANITIZE=thread -DSUPRA_CUDA=OFF \
-    -DSUPRA_WERROR=ON -DSUPRA_BUILD_TESTS=ON
-  cmake --build build/tsan -j"$jobs" --target supra_cpu_tests
-  TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/tsan --output-on-failure -j"$jobs" -L "^supra_cpu_tests\$" \
-    --timeout 900
+    -DSUPRA_BUILD_SERVER=OFF -DSUPRA_WERROR=ON -DSUPRA_BUILD_TESTS=ON
+  cmake --build build/tsan -j"$jobs" --target supra_cpu_tests supra_serving_tests
+  TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/tsan --output-on-failure -j"$jobs" \
+    -L "^(supra_cpu_tests|supra_serving_tests)\$" --timeout 900
 fi
