@@ -38,6 +38,6 @@ if [[ -z ${SUPRA_SKIP_SANITIZERS:-} ]]; then
   cmake -S "$root" -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSUPRA_SANITIZE=thread -DSUPRA_CUDA=OFF \
     -DSUPRA_BUILD_SERVER=OFF -DSUPRA_WERROR=ON -DSUPRA_BUILD_TESTS=ON
   cmake --build build/tsan -j"$jobs" --target supra_cpu_tests supra_serving_tests
-  TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/tsan --output-on-failure -j"$jobs" \
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" ctest --test-dir build/tsan --output-on-failure -j"$jobs" \
     -L "^(supra_cpu_tests|supra_serving_tests)\$" --timeout 900
 fi
