@@ -48,7 +48,6 @@ class CudaBackend final : public Backend {
     ASSIGN_OR_RETURN(forward_, CudaForward::Create(config_, &weights_, options_, stream_));
     const int64_t rows = std::max<int64_t>(options_.max_batch, 1);
     ASSIGN_OR_RETURN(sampler_, cuda::DeviceSampler::Create(rows, config_.vocab_size));
-    host_logits_.reserve(static_cast<size_t>(rows) * config_.vocab_size);
     return absl::OkStatus();
   }
 
@@ -222,7 +221,6 @@ class CudaBackend final : public Backend {
   std::unique_ptr<CudaForward> forward_;
   cuda::DeviceSampler sampler_;
   std::map<int64_t, cudaGraphExec_t> graphs_;  // decode graph per batch size
-  std::vector<float> host_logits_;
   BackendArguments args_;
   std::vector<cuda::PassSequence> pass_;       // scratch of Prefill
   std::vector<size_t> pass_index_;             // sequence index of each pass entry

@@ -34,6 +34,7 @@
 #include "engine/sampling/sampler.h"
 #include "gtest/gtest.h"
 #include "tests/engine/cuda/cuda_test_util.h"
+#include "tests/engine/testing/sampling_reference.h"
 
 namespace supra::cuda {
 namespace {
@@ -530,43 +531,12 @@ TEST(CudaSamplerTest, LargeVocabulary) {
 
 // ---- goodness of fit -----------------------------------------------------------
 
-// The target distribution of sampling_params.h in double (as in
-// tests/engine/sampling/sampler_distribution_test.cc).
-std::vector<double> TargetDistribution(const std::vector<float>& logits, const SamplingParams& p) {
-  const int vocab = static_cast<int>(logits.size());
-  std::vector<double> l(logits.begin(), logits.end());
-  std::vector<int32_t> order(vocab);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
-  std::vector<bool> kept(vocab, false);
-  for (int r = 0; r < vocab; ++r) kept[order[r]] = !std::isinf(l[order[r]]) && (p.top_k == 0 || r < p.top_k);
-  std::vector<double> prob(vocab, 0.0);
-  double z = 0;
-  for (int i = 0; i < vocab; ++i) {
-    if (kept[i]) z += prob[i] = std::exp((l[i] - l[order[0]]) / p.temperature);
-  }
-  for (double& q : prob) q /= z;
-  double cumulative = 0;
-  for (const int32_t id : order) {
-    if (!kept[id]) continue;
-    if (cumulative >= p.top_p) kept[id] = false;
-    cumulative += prob[id];
-  }
-  const double p_max = prob[order[0]];
-  for (int i = 0; i < vocab; ++i) kept[i] = kept[i] && prob[i] >= p.min_p * p_max;
-  z = 0;
-  for (int i = 0; i < vocab; ++i) z += kept[i] ? prob[i] : 0.0;
-  for (int i = 0; i < vocab; ++i) prob[i] = kept[i] ? prob[i] / z : 0.0;
-  return prob;
-}
-
 // Pearson's statistic over bins of expected count >= 5 (the rest merged),
 // against its Wilson-Hilferty critical value at p = 1e-4.
 TEST(CudaSamplerTest, DrawsFitTheTargetDistribution) {
   SUPRA_SKIP_WITHOUT_GPU();
   constexpr int kVocab = 120;
   constexpr int kDraws = 200000;
-  constexpr double kZ = 3.719016485;  // upper 1e-4 quantile of the standard normal
   std::vector<float> logits = MakeLogits(kVocab, 7, LogitKind::kMasked);
   for (SamplingParams p : {Params(0.9f, 40, 0.9f, 0.02f), Params(1.2f, 0, 0.8f, 0)}) {
     p.seed = 20240601;
@@ -587,38 +557,21 @@ TEST(CudaSamplerTest, DrawsFitTheTargetDistribution) {
                              tokens.data(), nullptr, workspace->data(), workspace->bytes(), nullptr)
                     .ok());
     const std::vector<int32_t> drawn = Download(tokens);
-    const std::vector<double> target = TargetDistribution(logits, p);
+    const std::vector<double> target = supra::testing::TargetDistribution(logits, p);
     std::vector<int64_t> observed(kVocab, 0);
     for (const int32_t t : drawn) {
       ASSERT_GE(t, 0);
       ASSERT_LT(t, kVocab);
       ++observed[t];
     }
-    double statistic = 0, small_expected = 0;
-    int64_t small_observed = 0;
-    int bins = 0;
     for (int i = 0; i < kVocab; ++i) {
       if (target[i] == 0) {
         EXPECT_EQ(observed[i], 0) << "token " << i << " is outside the allowed set";
-        continue;
       }
-      const double expected = target[i] * kDraws;
-      if (expected < 5) {
-        small_expected += expected;
-        small_observed += observed[i];
-        continue;
-      }
-      statistic += std::pow(static_cast<double>(observed[i]) - expected, 2) / expected;
-      ++bins;
     }
-    if (small_expected > 0) {
-      statistic += std::pow(static_cast<double>(small_observed) - small_expected, 2) / small_expected;
-      ++bins;
-    }
-    ASSERT_GE(bins, 2);
-    const double df = bins - 1;
-    const double critical = df * std::pow(1 - 2 / (9 * df) + kZ * std::sqrt(2 / (9 * df)), 3);
-    EXPECT_LT(statistic, critical) << "bins " << bins;
+    const supra::testing::ChiSquare fit = supra::testing::Fit(observed, target, kDraws);
+    ASSERT_GE(fit.bins, 2);
+    EXPECT_LT(fit.statistic, fit.critical) << "bins " << fit.bins;
   }
 }
 
