@@ -135,7 +135,10 @@ TEST(CudaBackendContractTest, ChunkedEqualsRecurrentOnLongPrompts) {
   for (int chunk : {7, 64, 256, 900}) {
     const std::vector<float> chunked = PrefillAll(*pair.gpu, slot, tokens, 0, chunk);
     EXPECT_LT(WorstRowRelDiff(chunked, reference, config.vocab_size), 2e-2) << "chunk " << chunk;
-    EXPECT_LT(RelMaxDiff(ReadState(*pair.gpu, slot), reference_state), 1e-3) << "chunk " << chunk;
+    // The decode path projects through the GEMV kernel and prefill through
+    // cuBLAS, so k and v differ by bf16 rounding of the activations (2^-9):
+    // measured 1.07e-3 on the H200 for every chunk size, 1.09e-3 for chunk 7.
+    EXPECT_LT(RelMaxDiff(ReadState(*pair.gpu, slot), reference_state), 3e-3) << "chunk " << chunk;
     ++slot;
   }
 }
