@@ -3,12 +3,15 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "engine/util/error_detail.h"
 
 namespace supra {
 namespace {
 
 absl::Status FieldError(const char* field, double value, const char* range) {
-  return absl::InvalidArgumentError(absl::StrCat("sampling: ", field, " must be ", range, ", got ", value));
+  return MakeError(absl::StatusCode::kInvalidArgument,
+                   absl::StrCat("sampling.", field, " must be ", range, ", got ", value), "INVALID_SAMPLING",
+                   absl::StrCat("sampling.", field));
 }
 
 }  // namespace

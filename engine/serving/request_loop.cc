@@ -9,6 +9,7 @@
 #include "engine/serving/stop_matcher.h"
 #include "engine/tokenizer/incremental_decoder.h"
 #include "engine/util/absl_compat.h"
+#include "engine/util/error_detail.h"
 #include "engine/util/status_macros.h"
 
 namespace supra {
@@ -21,6 +22,7 @@ struct ActiveRequest {
   TokenSink* sink;
   Session* session = nullptr;
   bool started = false;  // holds a slot; no longer counts as queued
+  bool created_session = false;  // this request created its named session
   bool done = false;
   int32_t max_tokens = 0;
   int32_t generated = 0;  // also the draw counter of the next sample
@@ -64,14 +66,32 @@ RequestLoop::~RequestLoop() {
   }
   cv_.notify_all();
   thread_.join();
+  // Tasks posted after the loop's last iteration: tell them it stopped.
+  std::vector<std::function<void(bool)>> left;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    left.swap(tasks_);
+  }
+  for (auto& task : left) task(false);
+}
+
+int RequestLoop::in_flight() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_;
 }
 
 absl::Status RequestLoop::Submit(GenerateRequest request, TokenSink* sink) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (draining_ || stop_) return absl::UnavailableError("server is draining; retry on another replica");
+    if (draining_ || stop_) {
+      return WithErrorDetail(absl::UnavailableError("server is draining; retry on another replica"),
+                             {"DRAINING", "", {}, absl::Seconds(1)});
+    }
     if (queued_ >= options_.max_queued) {
-      return absl::ResourceExhaustedError(absl::StrCat("request queue is full (", options_.max_queued, ")"));
+      return WithErrorDetail(
+          absl::ResourceExhaustedError(absl::StrCat("request queue is full (", options_.max_queued,
+                                                    " waiting); retry later")),
+          {"OVERLOADED", "", {{"limit", std::to_string(options_.max_queued)}}, absl::Milliseconds(500)});
     }
     ++queued_;
     ++in_flight_;
@@ -91,44 +111,120 @@ void RequestLoop::Drain(absl::Duration timeout) {
   idle_cv_.wait(lock, [this] { return in_flight_ == 0; });
 }
 
-void RequestLoop::RunOnLoop(std::function<void()> task) {
-  std::promise<void> done;
+void RequestLoop::Post(std::function<void(bool)> task) {
+  bool stopped;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    tasks_.push_back([&] {
-      task();
-      done.set_value();
-    });
+    stopped = stop_;
+    if (!stopped) tasks_.push_back(std::move(task));
+  }
+  if (stopped) {
+    task(false);
+    return;
   }
   cv_.notify_all();
-  done.get_future().wait();
+}
+
+namespace {
+
+absl::Status LoopStopped() {
+  return WithErrorDetail(absl::UnavailableError("server is shutting down"), {"DRAINING", "", {}, absl::Seconds(1)});
+}
+
+// Runs an asynchronous operation and waits for its result.
+template <typename T, typename Start>
+absl::StatusOr<T> Wait(Start start) {
+  std::promise<absl::StatusOr<T>> promise;
+  start([&](absl::StatusOr<T> result) { promise.set_value(std::move(result)); });
+  return promise.get_future().get();
+}
+
+}  // namespace
+
+absl::StatusOr<SessionInfo> RequestLoop::CreateSessionNow(const std::string& tenant, NewSession spec) {
+  std::vector<int32_t> tokens;
+  if (spec.system_prompt) {
+    if (const auto* text = std::get_if<std::string>(&*spec.system_prompt)) {
+      tokens.push_back(model_.bos_id());
+      const std::vector<int32_t> ids = model_.tokenizer().Encode(*text);
+      tokens.insert(tokens.end(), ids.begin(), ids.end());
+    } else {
+      tokens = std::get<std::vector<int32_t>>(*spec.system_prompt);
+      for (size_t i = 0; i < tokens.size(); ++i) {
+        if (tokens[i] < 0 || tokens[i] >= limits_.vocab_size) {
+          return MakeError(absl::StatusCode::kInvalidArgument,
+                           absl::StrCat("tokens.ids[", i, "]: unknown token id ", tokens[i], " (vocabulary size ",
+                                        limits_.vocab_size, ")"),
+                           "UNKNOWN_TOKEN", absl::StrCat("tokens.ids[", i, "]"));
+        }
+      }
+    }
+    if (static_cast<int64_t>(tokens.size()) > limits_.max_prompt_tokens) {
+      return MakeError(absl::StatusCode::kInvalidArgument,
+                       absl::StrCat("system prompt has ", tokens.size(), " tokens, more than the limit ",
+                                    limits_.max_prompt_tokens),
+                       "PROMPT_TOO_LONG", "system_prompt");
+    }
+  }
+  ASSIGN_OR_RETURN(Session * session, sessions_.Create(tenant, /*ephemeral=*/false, std::move(spec.id)));
+  session->pending = tokens;
+  sessions_.AppendHistory(*session, tokens);
+  if (absl::Status s = ConsumeNow(*session); !s.ok()) {
+    sessions_.Remove(*session);
+    return s;
+  }
+  return sessions_.Info(*session);
+}
+
+void RequestLoop::CreateSessionAsync(const std::string& tenant, NewSession spec, Done<SessionInfo> done) {
+  Post([this, tenant, spec = std::move(spec), done = std::move(done)](bool running) mutable {
+    done(running ? CreateSessionNow(tenant, std::move(spec)) : LoopStopped());
+  });
+}
+
+void RequestLoop::GetSessionAsync(const std::string& tenant, const std::string& id, Done<SessionInfo> done) {
+  Post([this, tenant, id, done = std::move(done)](bool running) {
+    if (!running) return done(LoopStopped());
+    absl::StatusOr<Session*> s = sessions_.Find(tenant, id);
+    done(s.ok() ? absl::StatusOr<SessionInfo>(sessions_.Info(**s)) : s.status());
+  });
+}
+
+void RequestLoop::ListSessionsAsync(const std::string& tenant, int page_size, const std::string& page_token,
+                                    Done<SessionPage> done) {
+  Post([this, tenant, page_size, page_token, done = std::move(done)](bool running) {
+    done(running ? sessions_.List(tenant, page_size, page_token) : LoopStopped());
+  });
+}
+
+void RequestLoop::ForkSessionAsync(const std::string& tenant, const std::string& id,
+                                   std::optional<int64_t> expected_length, std::optional<std::string> new_id,
+                                   Done<SessionInfo> done) {
+  Post([this, tenant, id, expected_length, new_id = std::move(new_id), done = std::move(done)](bool running) {
+    if (!running) return done(LoopStopped());
+    absl::StatusOr<Session*> s = sessions_.Fork(tenant, id, expected_length, new_id);
+    done(s.ok() ? absl::StatusOr<SessionInfo>(sessions_.Info(**s)) : s.status());
+  });
+}
+
+void RequestLoop::DeleteSessionAsync(const std::string& tenant, const std::string& id,
+                                     std::optional<int64_t> expected_length, Done<bool> done) {
+  Post([this, tenant, id, expected_length, done = std::move(done)](bool running) {
+    if (!running) return done(LoopStopped());
+    const absl::Status s = sessions_.Delete(tenant, id, expected_length);
+    done(s.ok() ? absl::StatusOr<bool>(true) : s);
+  });
+}
+
+absl::StatusOr<SessionInfo> RequestLoop::CreateSession(const std::string& tenant, NewSession spec) {
+  return Wait<SessionInfo>([&](Done<SessionInfo> done) { CreateSessionAsync(tenant, std::move(spec), done); });
 }
 
 absl::StatusOr<SessionInfo> RequestLoop::CreateSession(const std::string& tenant,
                                                        std::optional<std::string> system_prompt) {
-  absl::StatusOr<SessionInfo> result;
-  RunOnLoop([&] {
-    result = [&]() -> absl::StatusOr<SessionInfo> {
-      std::vector<int32_t> tokens;
-      if (system_prompt) {
-        tokens.push_back(model_.bos_id());
-        const std::vector<int32_t> text = model_.tokenizer().Encode(*system_prompt);
-        tokens.insert(tokens.end(), text.begin(), text.end());
-        if (static_cast<int64_t>(tokens.size()) > limits_.max_prompt_tokens) {
-          return absl::InvalidArgumentError("system prompt is longer than the prompt limit");
-        }
-      }
-      ASSIGN_OR_RETURN(Session * session, sessions_.Create(tenant, /*ephemeral=*/false));
-      session->pending = tokens;
-      sessions_.AppendHistory(*session, tokens);
-      if (absl::Status s = ConsumeNow(*session); !s.ok()) {
-        sessions_.Remove(*session);
-        return s;
-      }
-      return sessions_.Info(*session);
-    }();
-  });
-  return result;
+  NewSession spec;
+  if (system_prompt) spec.system_prompt = *std::move(system_prompt);
+  return CreateSession(tenant, std::move(spec));
 }
 
 absl::Status RequestLoop::ConsumeNow(Session& session) {
@@ -147,48 +243,37 @@ absl::Status RequestLoop::ConsumeNow(Session& session) {
 }
 
 absl::StatusOr<SessionInfo> RequestLoop::GetSession(const std::string& tenant, const std::string& id) {
-  absl::StatusOr<SessionInfo> result;
-  RunOnLoop([&] {
-    absl::StatusOr<Session*> s = sessions_.Find(tenant, id);
-    result = s.ok() ? absl::StatusOr<SessionInfo>(sessions_.Info(**s)) : s.status();
-  });
-  return result;
+  return Wait<SessionInfo>([&](Done<SessionInfo> done) { GetSessionAsync(tenant, id, done); });
 }
 
 absl::StatusOr<SessionPage> RequestLoop::ListSessions(const std::string& tenant, int page_size,
                                                       const std::string& page_token) {
-  absl::StatusOr<SessionPage> result;
-  RunOnLoop([&] { result = sessions_.List(tenant, page_size, page_token); });
-  return result;
+  return Wait<SessionPage>([&](Done<SessionPage> done) { ListSessionsAsync(tenant, page_size, page_token, done); });
 }
 
 absl::StatusOr<SessionInfo> RequestLoop::ForkSession(const std::string& tenant, const std::string& id,
-                                                     std::optional<int64_t> expected_length) {
-  absl::StatusOr<SessionInfo> result;
-  RunOnLoop([&] {
-    absl::StatusOr<Session*> s = sessions_.Fork(tenant, id, expected_length);
-    result = s.ok() ? absl::StatusOr<SessionInfo>(sessions_.Info(**s)) : s.status();
-  });
-  return result;
+                                                     std::optional<int64_t> expected_length,
+                                                     std::optional<std::string> new_id) {
+  return Wait<SessionInfo>(
+      [&](Done<SessionInfo> done) { ForkSessionAsync(tenant, id, expected_length, std::move(new_id), done); });
 }
 
 absl::Status RequestLoop::DeleteSession(const std::string& tenant, const std::string& id,
                                         std::optional<int64_t> expected_length) {
-  absl::Status result;
-  RunOnLoop([&] { result = sessions_.Delete(tenant, id, expected_length); });
-  return result;
+  return Wait<bool>([&](Done<bool> done) { DeleteSessionAsync(tenant, id, expected_length, done); }).status();
 }
 
 int RequestLoop::SweepExpiredSessions() {
-  int removed = 0;
-  RunOnLoop([&] { removed = sessions_.SweepExpired(); });
-  return removed;
+  absl::StatusOr<int> removed = Wait<int>([&](Done<int> done) {
+    Post([this, done](bool running) { done(running ? absl::StatusOr<int>(sessions_.SweepExpired()) : 0); });
+  });
+  return removed.ok() ? *removed : 0;
 }
 
 void RequestLoop::Run() {
   while (true) {
     std::deque<Submitted> incoming;
-    std::vector<std::function<void()>> tasks;
+    std::vector<std::function<void(bool)>> tasks;
     bool cancel_all = false;
     bool stop = false;
     {
@@ -202,7 +287,7 @@ void RequestLoop::Run() {
       cancel_all = cancel_all_;
       stop = stop_;
     }
-    for (auto& task : tasks) task();
+    for (auto& task : tasks) task(true);
     for (Submitted& s : incoming) Admit(std::move(s));
     if (cancel_all || stop) {
       for (auto& r : active_) Finish(*r, FinishReason::kCancelled, absl::CancelledError("server is shutting down"));
@@ -227,7 +312,7 @@ void RequestLoop::Admit(Submitted submitted) {
   auto r = std::make_unique<ActiveRequest>(std::move(submitted.request), submitted.sink);
   const absl::Status status = Start(*r);
   if (!status.ok()) {
-    if (r->session != nullptr && r->session->ephemeral) sessions_.Remove(*r->session);
+    if (r->session != nullptr && (r->session->ephemeral || r->created_session)) sessions_.Remove(*r->session);
     r->session = nullptr;
     Finish(*r, FinishReason::kError, status);
     return;
@@ -241,45 +326,57 @@ absl::Status RequestLoop::Start(ActiveRequest& r) {
   const GenerateRequest& req = r.request;
   RETURN_IF_ERROR(ValidateRequest(req, limits_));
   if (req.session_id) {
-    ASSIGN_OR_RETURN(r.session, sessions_.Find(req.tenant, *req.session_id));
+    absl::StatusOr<Session*> found = sessions_.Find(req.tenant, *req.session_id);
+    if (!found.ok() && absl::IsNotFound(found.status()) && req.create_session) {
+      found = sessions_.Create(req.tenant, /*ephemeral=*/false, *req.session_id);
+      if (found.ok()) r.created_session = true;
+    }
+    if (!found.ok()) return found.status();
+    r.session = *found;
     if (r.session->busy) {
       Session* busy = r.session;
       r.session = nullptr;  // not ours: Finish must not touch it
-      return absl::AbortedError(absl::StrCat("session ", ToAbsl(busy->id),
-                                             " is busy with another request; retry when it finishes"));
+      return SessionBusy(*busy);
     }
   } else {
-    ASSIGN_OR_RETURN(r.session, sessions_.Create(req.tenant, /*ephemeral=*/true));
+    ASSIGN_OR_RETURN(r.session, sessions_.Create(req.tenant, /*ephemeral=*/!req.create_session));
+    r.created_session = req.create_session;
   }
   Session& session = *r.session;
+  // A refusal from here on leaves a session that existed before untouched
+  // (Admit removes ephemeral and just-created ones).
+  auto refuse = [&](absl::Status status) {
+    if (!session.ephemeral && !r.created_session) r.session = nullptr;
+    return status;
+  };
   if (req.expected_session_length && *req.expected_session_length != session.length()) {
-    const int64_t length = session.length();
-    if (!session.ephemeral) r.session = nullptr;
-    return absl::FailedPreconditionError(absl::StrCat("session has length ", length, ", expected ",
-                                                      *req.expected_session_length));
+    return refuse(SessionLengthMismatch(session, *req.expected_session_length, "expected_session_length"));
   }
   std::vector<int32_t> prompt;
   if (const auto* text = std::get_if<std::string>(&req.prompt)) {
-    if (session.length() == 0) prompt.push_back(model_.bos_id());
     const std::vector<int32_t> ids = model_.tokenizer().Encode(*text);
-    prompt.insert(prompt.end(), ids.begin(), ids.end());
-    if (text->empty()) prompt.clear();
+    if (!ids.empty()) {
+      if (session.length() == 0) prompt.push_back(model_.bos_id());
+      prompt.insert(prompt.end(), ids.begin(), ids.end());
+    }
   } else {
     prompt = std::get<std::vector<int32_t>>(req.prompt);
   }
   if (prompt.empty() && session.pending.empty()) {
-    if (!session.ephemeral) r.session = nullptr;
-    return absl::InvalidArgumentError("prompt is empty (allowed only on a session with pending tokens)");
+    return refuse(MakeError(absl::StatusCode::kInvalidArgument,
+                            "prompt is empty (a text prompt must tokenize to at least one token)", "INVALID_PROMPT",
+                            "prompt"));
   }
   if (static_cast<int64_t>(prompt.size()) > limits_.max_prompt_tokens) {
-    if (!session.ephemeral) r.session = nullptr;
-    return absl::InvalidArgumentError(absl::StrCat("prompt has ", prompt.size(), " tokens, more than the limit ",
-                                                   limits_.max_prompt_tokens));
+    return refuse(WithErrorDetail(
+        absl::InvalidArgumentError(absl::StrCat("prompt has ", prompt.size(), " tokens, more than the limit ",
+                                                limits_.max_prompt_tokens)),
+        {"PROMPT_TOO_LONG", "prompt", {{"limit", std::to_string(limits_.max_prompt_tokens)}}, std::nullopt}));
   }
   session.busy = true;
   r.max_tokens = req.max_tokens.value_or(options_.default_max_tokens);
   r.usage.prompt_tokens = static_cast<int64_t>(prompt.size());
-  r.usage.resumed_tokens = static_cast<int64_t>(session.pending.size());
+  r.usage.resumed_tokens = session.length();
   session.pending.insert(session.pending.end(), prompt.begin(), prompt.end());
   sessions_.AppendHistory(session, prompt);
   ASSIGN_OR_RETURN(IncrementalDecoder decoder, IncrementalDecoder::Create(model_.tokenizer(), session.history_tail));
@@ -360,6 +457,9 @@ void RequestLoop::DecodeStep() {
   std::vector<ActiveRequest*> fast, slow;
   for (auto& r : active_) {
     if (!r->started || r->done || r->generated == 0) continue;
+    // Flow control: the last sampled token is fed only once the client has
+    // been sent it (see TokenSink); a slow reader waits alone.
+    if (!r->sink->Ready()) continue;
     (r->request.top_logprobs ? slow : fast).push_back(r.get());
   }
   for (std::vector<ActiveRequest*>* group : {&fast, &slow}) {
@@ -449,9 +549,14 @@ void RequestLoop::Finish(ActiveRequest& r, FinishReason reason, absl::Status sta
   if (reason == FinishReason::kStopString) info.stop_string = r.request.stop_strings[*r.stops.matched()];
   if (reason == FinishReason::kEos || reason == FinishReason::kStopToken) info.stop_token = r.session->pending.back();
 
+  if (r.session != nullptr && (reason == FinishReason::kCancelled || reason == FinishReason::kDeadline)) {
+    RetractUnsent(r);
+    info.usage = r.usage;
+  }
   if (r.session != nullptr) {
     Session& s = *r.session;
-    if (r.decoder && !r.stops.matched() && reason != FinishReason::kError) {
+    const bool interrupted = reason == FinishReason::kCancelled || reason == FinishReason::kDeadline;
+    if (r.decoder && !r.stops.matched() && reason != FinishReason::kError && !interrupted) {
       absl::StatusOr<std::string> tail = r.decoder->Flush();
       std::string text = r.stops.Push(tail.ok() ? *tail : std::string());
       if (!r.stops.matched()) text += r.stops.Flush();
@@ -475,6 +580,19 @@ void RequestLoop::Finish(ActiveRequest& r, FinishReason reason, absl::Status sta
     --in_flight_;
   }
   idle_cv_.notify_all();
+}
+
+void RequestLoop::RetractUnsent(ActiveRequest& r) {
+  Session& s = *r.session;
+  // Only sampled tokens that were never fed can be taken back: with the flow
+  // control of DecodeStep that is at most the last one, still pending.
+  const int64_t unfed_sampled = r.generated > 0 ? std::min<int64_t>(1, static_cast<int64_t>(s.pending.size())) : 0;
+  const int64_t n = std::min<int64_t>(r.sink->Retract(), unfed_sampled);
+  for (int64_t i = 0; i < n; ++i) {
+    s.pending.pop_back();
+    if (!s.history_tail.empty()) s.history_tail.pop_back();
+    --r.usage.generated_tokens;
+  }
 }
 
 void RequestLoop::RemoveFinished() {

@@ -16,9 +16,12 @@
 // gone, drain): a session keeps exactly the tokens the client was sent. The
 // prompt is history once the request is admitted (what was not yet fed stays
 // pending); every sampled token is handed to the sink in the iteration that
-// sampled it, so every sampled token is history and nothing else is. The
-// finish info reports the session's resulting length. A backend error leaves
-// the state unknown: the request fails and its session is deleted.
+// sampled it, and is fed to the model only once the sink has handed it on
+// (TokenSink::Ready), so on an interruption the unsent last token, if any,
+// is retracted (TokenSink::Retract) and every token the client was sent is
+// history and nothing else is. The finish info reports the session's
+// resulting length. A backend error leaves the state unknown: the request
+// fails and its session is deleted.
 #ifndef SUPRA_ENGINE_SERVING_REQUEST_LOOP_H_
 #define SUPRA_ENGINE_SERVING_REQUEST_LOOP_H_
 
@@ -31,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -59,6 +63,18 @@ struct RequestLoopOptions {
 
 struct ActiveRequest;
 
+// A session to create: an id (unset: a fresh random one) and an optional
+// system prompt, text (BOS first) or token ids taken as given.
+struct NewSession {
+  std::optional<std::string> id;
+  std::optional<std::variant<std::string, std::vector<int32_t>>> system_prompt;
+};
+
+// Called once on the loop's thread with the result of an asynchronous session
+// operation; must not block.
+template <typename T>
+using Done = std::function<void(absl::StatusOr<T>)>;
+
 class RequestLoop {
  public:
   // `model` must outlive the loop; from now on only the loop's thread uses
@@ -78,18 +94,36 @@ class RequestLoop {
   // cancels the rest; returns once none is left.
   void Drain(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Session management, run on the loop's thread between iterations (these
-  // block the caller for that long). Errors as in SessionTable.
-  // The system prompt (text, BOS first) is consumed right away.
+  // Session management, run on the loop's thread between iterations. The
+  // *Async forms return at once and call `done` on the loop's thread (for
+  // callers that must not block, such as gRPC reactors); the others block
+  // the caller until then. Errors as in SessionTable. A system prompt is
+  // consumed right away (INVALID_ARGUMENT for bad tokens or over the prompt
+  // limit). After the loop has stopped, `done` runs on the destroying thread
+  // with UNAVAILABLE.
+  void CreateSessionAsync(const std::string& tenant, NewSession spec, Done<SessionInfo> done);
+  void GetSessionAsync(const std::string& tenant, const std::string& id, Done<SessionInfo> done);
+  void ListSessionsAsync(const std::string& tenant, int page_size, const std::string& page_token,
+                         Done<SessionPage> done);
+  void ForkSessionAsync(const std::string& tenant, const std::string& id, std::optional<int64_t> expected_length,
+                        std::optional<std::string> new_id, Done<SessionInfo> done);
+  void DeleteSessionAsync(const std::string& tenant, const std::string& id, std::optional<int64_t> expected_length,
+                          Done<bool> done);
+
+  absl::StatusOr<SessionInfo> CreateSession(const std::string& tenant, NewSession spec);
   absl::StatusOr<SessionInfo> CreateSession(const std::string& tenant, std::optional<std::string> system_prompt);
   absl::StatusOr<SessionInfo> GetSession(const std::string& tenant, const std::string& id);
   absl::StatusOr<SessionPage> ListSessions(const std::string& tenant, int page_size, const std::string& page_token);
   absl::StatusOr<SessionInfo> ForkSession(const std::string& tenant, const std::string& id,
-                                          std::optional<int64_t> expected_length);
+                                          std::optional<int64_t> expected_length,
+                                          std::optional<std::string> new_id = {});
   absl::Status DeleteSession(const std::string& tenant, const std::string& id,
                              std::optional<int64_t> expected_length);
   // Runs the idle-TTL sweep now; returns how many sessions were deleted.
   int SweepExpiredSessions();
+
+  // Requests submitted and not yet finished (for metrics and drain).
+  int in_flight() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Submitted {
@@ -98,7 +132,12 @@ class RequestLoop {
   };
 
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
-  void RunOnLoop(std::function<void()> task) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs `task(true)` on the loop's thread, or `task(false)` on the
+  // destroying thread if the loop stopped first.
+  void Post(std::function<void(bool)> task) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<SessionInfo> CreateSessionNow(const std::string& tenant, NewSession spec);
+  // Drops the sampled tokens the sink did not hand on (interrupted turns).
+  void RetractUnsent(ActiveRequest& r);
   // Loop-thread steps.
   void Admit(Submitted submitted);
   absl::Status Start(ActiveRequest& r);
@@ -122,7 +161,7 @@ class RequestLoop {
   std::condition_variable cv_;       // wakes the loop
   std::condition_variable idle_cv_;  // in_flight_ dropped
   std::deque<Submitted> queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void(bool)>> tasks_ ABSL_GUARDED_BY(mu_);
   int queued_ ABSL_GUARDED_BY(mu_) = 0;     // submitted, not yet started or ended
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // submitted, OnFinish not yet called
   bool draining_ ABSL_GUARDED_BY(mu_) = false;

@@ -4,16 +4,25 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "engine/util/error_detail.h"
 
 namespace supra {
 
 absl::Status ValidateSessionId(std::string_view id) {
   if (id.empty() || id.size() > 128) {
-    return absl::InvalidArgumentError(absl::StrCat("session_id must have 1 to 128 characters, got ", id.size()));
+    return MakeError(absl::StatusCode::kInvalidArgument,
+                     absl::StrCat("session_id must have 1 to 128 characters, got ", id.size()), "INVALID_SESSION_ID",
+                     "session_id");
   }
-  for (const char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    if (!ok) return absl::InvalidArgumentError("session_id may contain only [A-Za-z0-9_-]");
+  for (size_t i = 0; i < id.size(); ++i) {
+    const char c = id[i];
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    const bool ok = alnum || (i > 0 && (c == '_' || c == '-' || c == '.' || c == ':'));
+    if (!ok) {
+      return MakeError(absl::StatusCode::kInvalidArgument,
+                       "session_id must be [A-Za-z0-9._:-] characters and start with a letter or digit",
+                       "INVALID_SESSION_ID", "session_id");
+    }
   }
   return absl::OkStatus();
 }

@@ -9,8 +9,10 @@
 
 namespace supra {
 
-// Ids are 1-128 characters of [A-Za-z0-9_-]: safe in URLs, logs, file names
-// and Redis keys without escaping. INVALID_ARGUMENT otherwise.
+// Ids are 1-128 characters of [A-Za-z0-9._:-] starting with a letter or a
+// digit (the syntax of proto/supra/v1/sessions.proto): safe in URLs, logs,
+// file names and Redis keys without escaping. INVALID_ARGUMENT
+// (INVALID_SESSION_ID) otherwise.
 absl::Status ValidateSessionId(std::string_view id);
 
 // A fresh random id ("s_" + 22 base62 characters, about 131 bits), so that

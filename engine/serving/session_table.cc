@@ -1,26 +1,58 @@
 #include "engine/serving/session_table.h"
 
+#include <algorithm>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "engine/serving/session_id.h"
 #include "engine/util/absl_compat.h"
+#include "engine/util/error_detail.h"
 #include "engine/util/status_macros.h"
 
 namespace supra {
 namespace {
 
-absl::Status CheckExpectedLength(const Session& session, std::optional<int64_t> expected_length) {
-  if (expected_length && *expected_length != session.length()) {
-    return absl::FailedPreconditionError(absl::StrCat("session ", ToAbsl(session.id), " has length ",
-                                                      session.length(), ", expected ", *expected_length));
-  }
-  return absl::OkStatus();
+// Sessions are keyed by tenant, then id: ids are scoped to a tenant, and one
+// tenant's sessions are one contiguous range of the map.
+std::string MapKey(const std::string& tenant, std::string_view id) {
+  std::string key = tenant;
+  key.push_back('\0');
+  key.append(id);
+  return key;
 }
 
-absl::Status BusyError(const Session& session) {
-  return absl::AbortedError(absl::StrCat("session ", ToAbsl(session.id), " is busy with another request"));
+absl::Status NotFound(std::string_view id, std::string_view why = {}) {
+  return WithErrorDetail(absl::NotFoundError(absl::StrCat("session ", ToAbsl(id), " not found", ToAbsl(why))),
+                         {"SESSION_NOT_FOUND", "session_id", {{"session_id", std::string(id)}}, std::nullopt});
+}
+
+}  // namespace
+
+absl::Status SessionLengthMismatch(const Session& session, int64_t expected, std::string_view field) {
+  return WithErrorDetail(absl::FailedPreconditionError(absl::StrCat("session ", ToAbsl(session.id), " has length ",
+                                                                    session.length(), ", expected ", expected)),
+                         {"SESSION_LENGTH_MISMATCH",
+                          std::string(field),
+                          {{"session_id", session.id}, {"actual_length", std::to_string(session.length())}},
+                          std::nullopt});
+}
+
+absl::Status SessionBusy(const Session& session) {
+  return WithErrorDetail(
+      absl::AbortedError(absl::StrCat("session ", ToAbsl(session.id),
+                                      " is busy with another request; retry when it finishes")),
+      {"SESSION_BUSY", "session_id", {{"session_id", session.id}}, absl::Milliseconds(100)});
+}
+
+namespace {
+
+absl::Status CheckExpectedLength(const Session& session, std::optional<int64_t> expected_length) {
+  if (expected_length && *expected_length != session.length()) {
+    return SessionLengthMismatch(session, *expected_length, "expected_length");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -35,20 +67,35 @@ SessionTable::SessionTable(Backend& backend, const SessionOptions& options, Cloc
   for (int32_t s = backend.num_slots() - 1; s >= 0; --s) free_slots_.push_back(s);
 }
 
-absl::StatusOr<Session*> SessionTable::Create(const std::string& tenant, bool ephemeral) {
+absl::StatusOr<Session*> SessionTable::Create(const std::string& tenant, bool ephemeral,
+                                              std::optional<std::string> id) {
+  if (id) {
+    RETURN_IF_ERROR(ValidateSessionId(*id));
+    auto it = sessions_.find(MapKey(tenant, *id));
+    if (it != sessions_.end()) {
+      if (!Expired(*it->second)) {
+        return WithErrorDetail(absl::AlreadyExistsError(absl::StrCat("session ", ToAbsl(*id), " already exists")),
+                               {"SESSION_EXISTS", "session_id", {{"session_id", *id}}, std::nullopt});
+      }
+      Remove(*it->second);
+    }
+  }
   if (!ephemeral && named_sessions_ >= options_.max_sessions) {
     SweepExpired();  // expired sessions must not hold the limit
     if (named_sessions_ >= options_.max_sessions) {
-      return absl::ResourceExhaustedError(absl::StrCat("session limit reached (", options_.max_sessions, ")"));
+      return WithErrorDetail(
+          absl::ResourceExhaustedError(absl::StrCat("session limit reached (", options_.max_sessions,
+                                                    "); delete sessions or wait for idle ones to expire")),
+          {"TOO_MANY_SESSIONS", "", {{"limit", std::to_string(options_.max_sessions)}}, std::nullopt});
     }
   }
   auto session = std::make_unique<Session>();
-  session->id = NewSessionId();
+  session->id = id ? *std::move(id) : NewSessionId();
   session->tenant = tenant;
   session->ephemeral = ephemeral;
   session->created = session->last_used = clock_();
   Session* out = session.get();
-  sessions_.emplace(out->id, std::move(session));
+  sessions_.emplace(MapKey(tenant, out->id), std::move(session));
   if (!ephemeral) ++named_sessions_;
   return out;
 }
@@ -59,14 +106,13 @@ bool SessionTable::Expired(const Session& session) const {
 
 absl::StatusOr<Session*> SessionTable::Find(const std::string& tenant, const std::string& id) {
   RETURN_IF_ERROR(ValidateSessionId(id));
-  auto it = sessions_.find(id);
-  // Another tenant's session reads as unknown: its existence is not revealed.
-  if (it == sessions_.end() || it->second->tenant != tenant || it->second->ephemeral) {
-    return absl::NotFoundError(absl::StrCat("session ", ToAbsl(id), " not found"));
-  }
+  // Keyed by tenant: another tenant's session reads as unknown, its
+  // existence is not revealed.
+  auto it = sessions_.find(MapKey(tenant, id));
+  if (it == sessions_.end() || it->second->ephemeral) return NotFound(id);
   if (Expired(*it->second)) {
     Remove(*it->second);
-    return absl::NotFoundError(absl::StrCat("session ", ToAbsl(id), " not found (expired)"));
+    return NotFound(id, " (expired)");
   }
   return it->second.get();
 }
@@ -74,21 +120,33 @@ absl::StatusOr<Session*> SessionTable::Find(const std::string& tenant, const std
 absl::Status SessionTable::Delete(const std::string& tenant, const std::string& id,
                                   std::optional<int64_t> expected_length) {
   ASSIGN_OR_RETURN(Session * session, Find(tenant, id));
-  if (session->busy) return BusyError(*session);
+  if (session->busy) return SessionBusy(*session);
   RETURN_IF_ERROR(CheckExpectedLength(*session, expected_length));
   Remove(*session);
   return absl::OkStatus();
 }
 
 absl::StatusOr<Session*> SessionTable::Fork(const std::string& tenant, const std::string& id,
-                                            std::optional<int64_t> expected_length) {
+                                            std::optional<int64_t> expected_length,
+                                            std::optional<std::string> new_id) {
   ASSIGN_OR_RETURN(Session * source, Find(tenant, id));
   // Mid-turn the state and the history disagree; a fork must see a whole turn.
-  if (source->busy) return BusyError(*source);
+  if (source->busy) return SessionBusy(*source);
   RETURN_IF_ERROR(CheckExpectedLength(*source, expected_length));
-  ASSIGN_OR_RETURN(Session * fork, Create(tenant, /*ephemeral=*/false));
-  // The copy goes through host memory; it becomes resident on first use.
-  if (source->slot >= 0) {
+  ASSIGN_OR_RETURN(Session * fork, Create(tenant, /*ephemeral=*/false, std::move(new_id)));
+  // A resident source is copied slot to slot when a slot is free (on the
+  // device for the CUDA backend); otherwise through host memory, and the
+  // fork becomes resident on first use.
+  if (source->slot >= 0 && !free_slots_.empty()) {
+    const int32_t slot = free_slots_.back();
+    if (absl::Status s = backend_.CopySlot(source->slot, slot); !s.ok()) {
+      Remove(*fork);
+      return s;
+    }
+    free_slots_.pop_back();
+    slot_owner_[slot] = fork;
+    fork->slot = slot;
+  } else if (source->slot >= 0) {
     fork->host_state.resize(state_numel_);
     if (absl::Status s = backend_.ReadState(source->slot, absl::MakeSpan(fork->host_state)); !s.ok()) {
       Remove(*fork);
@@ -106,20 +164,25 @@ absl::StatusOr<Session*> SessionTable::Fork(const std::string& tenant, const std
 
 absl::StatusOr<SessionPage> SessionTable::List(const std::string& tenant, int page_size,
                                                const std::string& page_token) {
-  if (page_size < 0 || page_size > 1000) {
-    return absl::InvalidArgumentError(absl::StrCat("page_size must be in [0, 1000], got ", page_size));
+  if (page_size < 0) {
+    return MakeError(absl::StatusCode::kInvalidArgument, absl::StrCat("page_size must be >= 0, got ", page_size),
+                     "INVALID_PAGE_SIZE", "page_size");
   }
   if (page_size == 0) page_size = 100;
+  page_size = std::min(page_size, 1000);
   std::string after;
-  if (!page_token.empty() && (!absl::WebSafeBase64Unescape(page_token, &after) || after.empty())) {
-    return absl::InvalidArgumentError("page_token is not one this server returned");
+  if (!page_token.empty() && (!absl::WebSafeBase64Unescape(page_token, &after) || after.empty() ||
+                              !ValidateSessionId(after).ok())) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "page_token is not one this server returned",
+                     "INVALID_PAGE_TOKEN", "page_token");
   }
   SweepExpired();
   SessionPage page;
-  auto it = after.empty() ? sessions_.begin() : sessions_.upper_bound(after);
-  for (; it != sessions_.end(); ++it) {
+  const std::string prefix = MapKey(tenant, "");
+  auto it = after.empty() ? sessions_.lower_bound(prefix) : sessions_.upper_bound(MapKey(tenant, after));
+  for (; it != sessions_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
     const Session& s = *it->second;
-    if (s.tenant != tenant || s.ephemeral) continue;
+    if (s.ephemeral) continue;
     if (static_cast<int>(page.sessions.size()) == page_size) {
       // Ordered by id, so the last id returned marks the place even when
       // sessions are created or deleted between pages.
@@ -172,7 +235,7 @@ void SessionTable::Remove(Session& session) {
     free_slots_.push_back(session.slot);
   }
   if (!session.ephemeral) --named_sessions_;
-  sessions_.erase(session.id);  // destroys `session`
+  sessions_.erase(MapKey(session.tenant, session.id));  // destroys `session`
 }
 
 int SessionTable::SweepExpired() {

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -68,25 +69,32 @@ struct SessionPage {
   std::string next_page_token;  // empty on the last page
 };
 
+// Errors shared with the request loop, with their ErrorInfo detail.
+absl::Status SessionBusy(const Session& session);  // ABORTED, SESSION_BUSY
+absl::Status SessionLengthMismatch(const Session& session, int64_t expected,
+                                   std::string_view field);  // FAILED_PRECONDITION
+
 class SessionTable {
  public:
   SessionTable(Backend& backend, const SessionOptions& options, Clock clock);
 
-  // A new empty session. RESOURCE_EXHAUSTED beyond max_sessions (ephemeral
-  // sessions do not count: they live only as long as their request).
-  absl::StatusOr<Session*> Create(const std::string& tenant, bool ephemeral);
+  // A new empty session, with the given id or a fresh random one.
+  // INVALID_ARGUMENT for a malformed id, ALREADY_EXISTS for an id of this
+  // tenant in use, RESOURCE_EXHAUSTED beyond max_sessions (ephemeral sessions
+  // do not count: they live only as long as their request).
+  absl::StatusOr<Session*> Create(const std::string& tenant, bool ephemeral, std::optional<std::string> id = {});
   // INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown, expired or
   // ephemeral session and for another tenant's.
   absl::StatusOr<Session*> Find(const std::string& tenant, const std::string& id);
   // FAILED_PRECONDITION when expected_length is set and differs; ABORTED
   // while a request owns the session.
   absl::Status Delete(const std::string& tenant, const std::string& id, std::optional<int64_t> expected_length);
-  // A new independent session with a copy of the source's state, position,
-  // pending tokens and history tail.
+  // A new independent session (id as in Create) with a copy of the source's
+  // state, position, pending tokens and history tail.
   absl::StatusOr<Session*> Fork(const std::string& tenant, const std::string& id,
-                                std::optional<int64_t> expected_length);
-  // The tenant's named sessions ordered by id, page_size of them (1-1000;
-  // 0 means 100) after the opaque page_token.
+                                std::optional<int64_t> expected_length, std::optional<std::string> new_id = {});
+  // The tenant's named sessions ordered by id, page_size of them (0 means
+  // 100, more than 1000 means 1000) after the opaque page_token.
   absl::StatusOr<SessionPage> List(const std::string& tenant, int page_size, const std::string& page_token);
 
   // Gives the session a slot holding its state. False when every slot holds
@@ -110,7 +118,8 @@ class SessionTable {
   SessionOptions options_;
   Clock clock_;
   int64_t state_numel_;
-  std::map<std::string, std::unique_ptr<Session>> sessions_;  // by id: List's stable order
+  // By tenant + '\0' + id: List's stable order, one range per tenant.
+  std::map<std::string, std::unique_ptr<Session>> sessions_;
   std::vector<int32_t> free_slots_;
   std::vector<Session*> slot_owner_;  // [num_slots]
   int named_sessions_ = 0;

@@ -6,12 +6,14 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "engine/util/error_detail.h"
 #include "gtest/gtest.h"
 
 namespace supra {
@@ -221,8 +223,10 @@ TEST_F(RequestLoopTest, ResumeEqualsWholeHistoryInOnePrompt) {
     EXPECT_GE(std::set<int32_t>(got.begin(), got.end()).size(), 2u);
     for (int32_t t : model_->tokenizer().Encode(turns[turn])) history.push_back(t);
     history.insert(history.end(), got.begin(), got.end());
+    EXPECT_EQ(info.usage.resumed_tokens, static_cast<int64_t>(history.size()) - info.usage.prompt_tokens -
+                                             info.usage.generated_tokens)
+        << "turn " << turn;  // the session's length before the turn
     EXPECT_EQ(info.session_length, static_cast<int64_t>(history.size())) << "turn " << turn;
-    EXPECT_EQ(info.usage.resumed_tokens, turn == 0 ? 0 : 1);  // the last sampled token
   }
 }
 
@@ -457,6 +461,152 @@ TEST_F(RequestLoopTest, QueueLimit) {
   cv.notify_all();
   EXPECT_TRUE(blocker.Wait().status.ok());
   EXPECT_TRUE(queued.Wait().status.ok());
+}
+
+// A sink that hands tokens on only when the test says so, like a gRPC stream
+// whose reader is slow: the loop must not feed an unsent token, and an
+// interrupted turn must drop it.
+class GatedSink : public CollectingSink {
+ public:
+  bool Ready() override { return unsent_.load() == 0; }
+  int Retract() override { return unsent_.exchange(0); }
+  void OnTokens(absl::Span<const int32_t> ids, std::string_view text, absl::Span<const Logprobs> lp) override {
+    if (!ids.empty() && hold_.load()) unsent_.fetch_add(static_cast<int>(ids.size()));
+    CollectingSink::OnTokens(ids, text, lp);
+  }
+  std::atomic<bool> hold_{false};
+  std::atomic<int> unsent_{0};
+};
+
+TEST_F(RequestLoopTest, SlowReaderHoldsOnlyItsOwnRequestAndCancelDropsTheUnsentToken) {
+  auto s = loop().CreateSession("t1", std::nullopt);
+  ASSERT_TRUE(s.ok()) << s.status();
+  GatedSink slow;
+  slow.hold_ = true;  // the first sampled token is never handed on
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  GenerateRequest r = Greedy(std::string("Once upon a time"), 50);
+  r.session_id = s->id;
+  r.cancelled = cancelled;
+  ASSERT_TRUE(loop().Submit(std::move(r), &slow).ok());
+  // Another request runs to completion while the slow one waits.
+  CollectingSink other;
+  EXPECT_TRUE(Run(Greedy(std::string("There was"), 8), other).status.ok());
+  EXPECT_EQ(other.ids().size(), 8u);
+  EXPECT_EQ(slow.ids().size(), 1u);  // sampled once, then held back
+  cancelled->store(true);
+  const FinishInfo info = slow.Wait();
+  EXPECT_EQ(info.reason, FinishReason::kCancelled);
+  EXPECT_EQ(info.usage.generated_tokens, 0);
+  // The session holds the prompt only: the unsent token was retracted.
+  auto after = loop().GetSession("t1", s->id);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->length, info.usage.prompt_tokens);
+  EXPECT_EQ(info.session_length, after->length);
+}
+
+TEST_F(RequestLoopTest, CreateSessionInGenerateAndClientChosenIds) {
+  GenerateRequest r = Greedy(std::string("Hello"), 3);
+  r.session_id = "chat-42";
+  r.create_session = true;
+  CollectingSink first;
+  const FinishInfo info = Run(r, first);
+  ASSERT_TRUE(info.status.ok()) << info.status;
+  EXPECT_EQ(info.session_id, "chat-42");
+  // Now it exists: create_session continues it.
+  CollectingSink second;
+  r.expected_session_length = info.session_length;
+  const FinishInfo again = Run(r, second);
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_EQ(again.usage.resumed_tokens, info.session_length);
+  // A client-chosen id in use: ALREADY_EXISTS with its reason; other tenants may use it.
+  NewSession spec;
+  spec.id = "chat-42";
+  const absl::StatusOr<SessionInfo> dup = loop().CreateSession("t1", spec);
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(GetErrorDetail(dup.status()));
+  EXPECT_EQ(GetErrorDetail(dup.status())->reason, "SESSION_EXISTS");
+  EXPECT_TRUE(loop().CreateSession("t2", spec).ok());
+  // Without an id, create_session makes a named session with a fresh id.
+  GenerateRequest anon = Greedy(std::string("Hi"), 2);
+  anon.create_session = true;
+  CollectingSink third;
+  const FinishInfo made = Run(anon, third);
+  ASSERT_TRUE(made.status.ok());
+  EXPECT_FALSE(made.session_id.empty());
+  EXPECT_TRUE(loop().GetSession("t1", made.session_id).ok());
+  // A refused turn on a session it just created leaves nothing behind.
+  GenerateRequest bad = Greedy(std::string(""), 2);
+  bad.session_id = "never-made";
+  bad.create_session = true;
+  CollectingSink fourth;
+  const FinishInfo refused = Run(bad, fourth);
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(loop().GetSession("t1", "never-made").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RequestLoopTest, ErrorsCarryReasonAndField) {
+  struct Case {
+    std::function<void(GenerateRequest&)> edit;
+    absl::StatusCode code;
+    std::string reason, field;
+  };
+  const std::vector<Case> cases = {
+      {[](GenerateRequest& r) { r.sampling.top_p = 0; }, absl::StatusCode::kInvalidArgument, "INVALID_SAMPLING",
+       "sampling.top_p"},
+      {[](GenerateRequest& r) { r.sampling.temperature = -1; }, absl::StatusCode::kInvalidArgument,
+       "INVALID_SAMPLING", "sampling.temperature"},
+      {[](GenerateRequest& r) { r.max_tokens = 0; }, absl::StatusCode::kInvalidArgument, "INVALID_MAX_TOKENS",
+       "max_tokens"},
+      {[](GenerateRequest& r) { r.prompt = std::vector<int32_t>{1, 5, 1 << 20}; },
+       absl::StatusCode::kInvalidArgument, "UNKNOWN_TOKEN", "tokens.ids[2]"},
+      {[](GenerateRequest& r) { r.prompt = std::string(); }, absl::StatusCode::kInvalidArgument, "INVALID_PROMPT",
+       "prompt"},
+      {[](GenerateRequest& r) { r.session_id = "bad id!"; }, absl::StatusCode::kInvalidArgument,
+       "INVALID_SESSION_ID", "session_id"},
+      {[](GenerateRequest& r) { r.session_id = "unknown"; }, absl::StatusCode::kNotFound, "SESSION_NOT_FOUND",
+       "session_id"},
+      {[](GenerateRequest& r) { r.stop_strings = {"a", ""}; }, absl::StatusCode::kInvalidArgument, "INVALID_STOP",
+       "stop[1]"},
+      {[](GenerateRequest& r) { r.top_logprobs = -1; }, absl::StatusCode::kInvalidArgument, "INVALID_LOGPROBS",
+       "logprobs"},
+  };
+  for (const Case& c : cases) {
+    GenerateRequest r = Greedy(std::string("Hello"), 2);
+    c.edit(r);
+    CollectingSink sink;
+    const FinishInfo info = Run(r, sink);
+    EXPECT_EQ(info.status.code(), c.code) << c.reason << ": " << info.status;
+    const std::optional<ErrorDetail> detail = GetErrorDetail(info.status);
+    ASSERT_TRUE(detail) << info.status;
+    EXPECT_EQ(detail->reason, c.reason) << info.status;
+    EXPECT_EQ(detail->field, c.field) << info.status;
+  }
+  auto s = loop().CreateSession("t1", std::nullopt);
+  GenerateRequest r = Greedy(std::string("Hello"), 2);
+  r.session_id = s->id;
+  r.expected_session_length = 7;
+  CollectingSink sink;
+  const FinishInfo info = Run(r, sink);
+  EXPECT_EQ(info.status.code(), absl::StatusCode::kFailedPrecondition);
+  const std::optional<ErrorDetail> detail = GetErrorDetail(info.status);
+  ASSERT_TRUE(detail);
+  EXPECT_EQ(detail->reason, "SESSION_LENGTH_MISMATCH");
+  EXPECT_NE(std::find(detail->metadata.begin(), detail->metadata.end(),
+                      std::pair<std::string, std::string>("actual_length", "0")),
+            detail->metadata.end());
+}
+
+TEST_F(RequestLoopTest, AsyncSessionCallsAnswerOnTheLoop) {
+  std::promise<absl::StatusOr<SessionInfo>> made;
+  loop().CreateSessionAsync("t1", NewSession{std::string("s1"), std::string("Hi")},
+                            [&](absl::StatusOr<SessionInfo> r) { made.set_value(std::move(r)); });
+  const absl::StatusOr<SessionInfo> info = made.get_future().get();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->id, "s1");
+  EXPECT_GT(info->length, 1);
+  std::promise<absl::StatusOr<bool>> deleted;
+  loop().DeleteSessionAsync("t1", "s1", info->length, [&](absl::StatusOr<bool> r) { deleted.set_value(r); });
+  EXPECT_TRUE(deleted.get_future().get().ok());
 }
 
 }  // namespace
