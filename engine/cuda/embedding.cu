@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/programmatic_launch.cuh"
 
 namespace supra::cuda {
 namespace {
@@ -20,6 +21,8 @@ constexpr int64_t kMaxDim = int64_t{1} << 23;
 // on one block's serial loads.
 // Vector path: 8 bf16 (16 bytes) in, 8 floats (two 16-byte stores) out per
 // thread. Requires dim % 8 == 0 and 16-byte aligned table and out.
+// Programmatic launch (programmatic_launch.cuh): every thread waits for the
+// previous kernel before it reads the tokens or writes out.
 __global__ void __launch_bounds__(kMaxThreads)
     EmbeddingGatherVec8Kernel(const __nv_bfloat16* __restrict__ table,  // [vocab, dim], bf16
                               int64_t vocab, int64_t dim,
@@ -27,6 +30,8 @@ __global__ void __launch_bounds__(kMaxThreads)
                               float* __restrict__ out) {           // [n, dim], fp32
   const int64_t row = blockIdx.x;
   const int64_t unit = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;  // 8 columns each
+  WaitForPreviousKernel();
+  AllowNextKernel();
   if (unit * 8 >= dim) return;
   const int32_t token = tokens[row];
   float4* dst = reinterpret_cast<float4*>(out + row * dim) + 2 * unit;
@@ -52,6 +57,8 @@ __global__ void __launch_bounds__(kMaxThreads)
                                 float* __restrict__ out) {           // [n, dim], fp32
   const int64_t row = blockIdx.x;
   const int64_t col = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  WaitForPreviousKernel();
+  AllowNextKernel();
   if (col >= dim) return;
   const int32_t token = tokens[row];
   out[row * dim + col] =
@@ -78,9 +85,11 @@ absl::Status LaunchEmbeddingGather(const __nv_bfloat16* table, int64_t vocab, in
   const int threads = static_cast<int>(std::min<int64_t>(kMaxThreads, (units + 31) / 32 * 32));
   const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>((units + threads - 1) / threads));
   if (vec) {
-    EmbeddingGatherVec8Kernel<<<grid, threads, 0, stream>>>(table, vocab, dim, tokens, out);
+    CUDA_RETURN_IF_ERROR(
+        LaunchProgrammatic(EmbeddingGatherVec8Kernel, grid, dim3(threads), 0, stream, table, vocab, dim, tokens, out));
   } else {
-    EmbeddingGatherScalarKernel<<<grid, threads, 0, stream>>>(table, vocab, dim, tokens, out);
+    CUDA_RETURN_IF_ERROR(LaunchProgrammatic(EmbeddingGatherScalarKernel, grid, dim3(threads), 0, stream, table, vocab,
+                                            dim, tokens, out));
   }
   CUDA_RETURN_IF_LAUNCH_ERROR();
   return absl::OkStatus();

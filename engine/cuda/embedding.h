@@ -16,6 +16,9 @@ namespace supra::cuda {
 // through still never reads outside the table: its row becomes NaN, so that
 // the mistake shows in the logits instead of passing silently.
 // INVALID_ARGUMENT for null pointers (with n > 0) or sizes out of range.
+// Launched with programmatic dependent launch (programmatic_launch.cuh): it
+// may start while the previous kernel finishes, and waits for it before
+// reading anything.
 absl::Status LaunchEmbeddingGather(const __nv_bfloat16* table,  // [vocab, dim], bf16
                                    int64_t vocab, int64_t dim,
                                    const int32_t* tokens,  // [n], int32, device

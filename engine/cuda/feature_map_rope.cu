@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/programmatic_launch.cuh"
 
 namespace supra::cuda {
 namespace {
@@ -196,8 +197,10 @@ __device__ __forceinline__ void FinishUnit(const Params& p, const float* cos_tab
 // Grid: (rows, splits). Block (r, s) handles heads [s·hpb, (s+1)·hpb) of the
 // concatenated list [query heads 0..H−1, output key heads 0..Hk−1] of row r,
 // as `units` of kVec rotary pairs; thread t takes units t, t + blockDim.x, ...
-// Each thread loads its first unit before anything else, so those loads are
-// in flight while the angles are computed. Arithmetic mirrors the CPU ops
+// Programmatic launch (programmatic_launch.cuh): the cos/sin tables come from
+// the positions (uploaded by a copy, never by the previous kernel) and are
+// computed while the previous kernel finishes; the projections are read only
+// after the wait. Arithmetic mirrors the CPU ops
 // operation by operation (the _rn intrinsics keep nvcc from fusing a·c − b·s
 // into an FMA), so results match to an ulp. Pointers are not __restrict__:
 // fq/fk may be written in place over fq_pre/fk_pre.
@@ -211,10 +214,6 @@ __global__ void __launch_bounds__(kMaxThreads) FeatureMapRopeKernel(const Params
   const int head_end = min(head_begin + p.heads_per_block, p.heads + p.key_heads);
   const int units_per_head = p.half / kVec;
   const int units = (head_end - head_begin) * units_per_head;
-
-  Unit<kVec> first;
-  const bool has_first = static_cast<int>(threadIdx.x) < units;
-  if (has_first) LoadUnit(p, row, head_begin, units_per_head, threadIdx.x, first);
 
   // θ_i = p · inv_freq_i in float64 and reduced modulo 2π in float64, as
   // cpu::RopeAngles does with std::remainder: r = θ − k·2π with k the nearest
@@ -230,6 +229,12 @@ __global__ void __launch_bounds__(kMaxThreads) FeatureMapRopeKernel(const Params
     const double angle = fma(-rint(theta * kInvTwoPi), kTwoPi, theta);
     sincosf(static_cast<float>(angle), &sin_table[i], &cos_table[i]);
   }
+
+  WaitForPreviousKernel();
+  AllowNextKernel();
+  Unit<kVec> first;
+  const bool has_first = static_cast<int>(threadIdx.x) < units;
+  if (has_first) LoadUnit(p, row, head_begin, units_per_head, threadIdx.x, first);
 
   double q_inv_rms = 0, k_inv_rms = 0;
   if (p.qk_norm) {
@@ -335,9 +340,9 @@ absl::Status LaunchFeatureMapRope(const FeatureMapRopeShape& shape, const float*
   const size_t shared_bytes = sizeof(float) * 2 * p.half;
   const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(splits));
   if (vec) {
-    FeatureMapRopeKernel<4><<<grid, threads, shared_bytes, stream>>>(p);
+    CUDA_RETURN_IF_ERROR(LaunchProgrammatic(FeatureMapRopeKernel<4>, grid, dim3(threads), shared_bytes, stream, p));
   } else {
-    FeatureMapRopeKernel<1><<<grid, threads, shared_bytes, stream>>>(p);
+    CUDA_RETURN_IF_ERROR(LaunchProgrammatic(FeatureMapRopeKernel<1>, grid, dim3(threads), shared_bytes, stream, p));
   }
   CUDA_RETURN_IF_LAUNCH_ERROR();
   return absl::OkStatus();

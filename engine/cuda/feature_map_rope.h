@@ -34,6 +34,11 @@ struct FeatureMapRopeShape {
 // fq may be fq_pre itself and, without qk norm, fk may be fk_pre (in place);
 // no other overlap is allowed. INVALID_ARGUMENT for null pointers (with
 // n > 0), a bad shape or a lone norm weight.
+// Launched with programmatic dependent launch (programmatic_launch.cuh): the
+// RoPE tables are computed from positions and inv_freq while the previous
+// kernel finishes, so those two must not be written by the kernel just
+// before in the stream (the backend uploads them with copies); the
+// projections are read after the wait.
 absl::Status LaunchFeatureMapRope(const FeatureMapRopeShape& shape,
                                   const float* fq_pre,       // [n, H·F], fp32: q · W_eᵀ (no bias)
                                   const float* bq,           // [H·F], fp32

@@ -43,6 +43,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/programmatic_launch.cuh"
 
 namespace supra::cuda {
 namespace {
@@ -101,14 +102,6 @@ __device__ __forceinline__ uint4 LoadScalar8(const __nv_bfloat16* row, int k, in
   }
   return make_uint4(v[0], v[1], v[2], v[3]);
 }
-
-// Programmatic dependent launch (sm_90): the kernel may start while the
-// previous kernel in the stream is still finishing. Wait blocks until that
-// kernel has completed and its writes are visible; nothing but W may be read
-// before it. LaunchDependents lets the next kernel start early if it was
-// launched the same way (it then waits in turn). Both are no-ops without PDL.
-__device__ __forceinline__ void WaitForPreviousKernel() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ __forceinline__ void AllowNextKernel() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 
 // Asks L2 to fetch `bytes` (a multiple of 16) at a 16-byte aligned address.
 __device__ __forceinline__ void PrefetchL2(const void* p, uint32_t bytes) {
@@ -324,9 +317,7 @@ absl::Status LaunchConfigured(const GemvParams& params, bool programmatic, cudaS
   config.blockDim = dim3(kWarps * 32);
   config.dynamicSmemBytes = 0;
   config.stream = stream;
-  cudaLaunchAttribute attribute = {};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attribute = ProgrammaticLaunchAttribute();
   config.attrs = &attribute;
   config.numAttrs = kOverlap && programmatic ? 1 : 0;
   CUDA_RETURN_IF_ERROR(

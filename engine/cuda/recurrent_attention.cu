@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/attention_common.cuh"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/programmatic_launch.cuh"
 #include "engine/cuda/recurrent_attention.h"
 
 namespace supra::cuda {
@@ -42,6 +43,9 @@ struct Tiling {
   static constexpr int kTy = kThreads / kTx;
   static constexpr int kCols = kTx * kVec;
 };
+
+// Asks L2 to fetch the line holding p (no register result, no ordering).
+__device__ __forceinline__ void PrefetchL2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 template <typename T, int kVec>
 __device__ __forceinline__ void LoadStreaming(const T* p, float (&out)[kVec]) {
@@ -82,12 +86,16 @@ __device__ __forceinline__ void StoreStreaming(T* p, const float (&in)[kVec]) {
 // Dv tiles of one (sequence, head). Each thread streams its rows of P once
 // (load, o += q_f·P_f, store γ(P_f + k_f v)); the block reduces o over its row
 // groups; the cluster then shares the o tiles for the GroupNorm statistics.
+//
+// Programmatic launch (programmatic_launch.cuh): while the previous kernel
+// (the feature map) finishes, the block asks L2 for its state rows; it reads
+// everything, the state included, after the wait.
 template <typename StateT, int kVec>
 __global__ void __launch_bounds__(kThreads)
     RecurrentAttentionKernel(AttentionDims dims,
-                             const float* __restrict__ q,          // [n, H·F]
-                             const float* __restrict__ k,          // [n, Hk·F]
-                             const __nv_bfloat16* __restrict__ v,  // [n, v_stride]
+                             const float* q,          // [n, H·F]; written by the kernels before:
+                             const float* k,          // [n, Hk·F]; plain loads (not ld.global.nc),
+                             const __nv_bfloat16* v,  // [n, v_stride]; ordered after the wait
                              int64_t v_stride,
                              const float* __restrict__ gammas,   // [H]
                              const int32_t* __restrict__ slots,  // [n]
@@ -101,16 +109,30 @@ __global__ void __launch_bounds__(kThreads)
 
   const int tile = blockIdx.x, head = blockIdx.y, seq = blockIdx.z;
   const int heads = dims.heads, f_dim = dims.features, dv = dims.value_dim;
-  const int slot = slots[seq];
-  // Every block of the cluster has the same sequence, so all leave together
-  // and none waits at a cluster barrier for a block that left.
-  if (slot < 0 || slot >= pool.slots) return;
-
   const int tx = threadIdx.x % Tile::kTx, ty = threadIdx.x / Tile::kTx;
   const int col = tile * Tile::kCols + tx * kVec;  // this thread's first column
   // Dv is a multiple of kVec on the vector paths: a thread's columns are all
   // in range or all out.
   const bool has_cols = col < dv;
+
+  // While the previous kernel finishes: have L2 fetch this block's state rows
+  // (one 128-byte line per row and thread group at the sizes that matter).
+  // Only a prefetch, so whatever writes the slots or the state, and whenever,
+  // results do not depend on it; the slot is read again after the wait.
+  {
+    const int early_slot = slots[seq];
+    if (early_slot >= 0 && early_slot < pool.slots && has_cols && tx == 0) {
+      const StateT* early_state = pool.data + StateOffset(pool, early_slot, heads, head, f_dim, dv);
+      for (int f = ty; f < f_dim; f += Tile::kTy) PrefetchL2(early_state + static_cast<int64_t>(f) * dv + col);
+    }
+  }
+  WaitForPreviousKernel();
+  AllowNextKernel();
+
+  const int slot = slots[seq];
+  // Every block of the cluster has the same sequence, so all leave together
+  // and none waits at a cluster barrier for a block that left.
+  if (slot < 0 || slot >= pool.slots) return;
 
   const float* qh = q + static_cast<int64_t>(seq) * heads * f_dim + static_cast<int64_t>(head) * f_dim;
   const float* kh = k + static_cast<int64_t>(seq) * dims.key_heads * f_dim +
@@ -137,7 +159,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int c = 0; c < kVec; ++c) p[r][c] = 0.0f;
       if (f < f_dim) {
-        qf[r] = __ldg(qh + f), kf[r] = __ldg(kh + f);
+        qf[r] = qh[f], kf[r] = kh[f];
         if (has_cols) LoadStreaming<StateT, kVec>(state + static_cast<int64_t>(f) * dv + col, p[r]);
       }
     }
@@ -225,13 +247,14 @@ absl::Status Launch(const AttentionDims& dims, const float* q, const float* k, c
   config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = 0;
   config.stream = stream;
-  cudaLaunchAttribute attribute[1];
+  cudaLaunchAttribute attribute[2];
   attribute[0].id = cudaLaunchAttributeClusterDimension;
   attribute[0].val.clusterDim.x = static_cast<unsigned>(tiles);
   attribute[0].val.clusterDim.y = 1;
   attribute[0].val.clusterDim.z = 1;
+  attribute[1] = ProgrammaticLaunchAttribute();
   config.attrs = attribute;
-  config.numAttrs = 1;
+  config.numAttrs = 2;
   CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&config, RecurrentAttentionKernel<StateT, kVec>, dims, q, k, v, v_stride,
                                           gammas, slots, state, out));
   CUDA_RETURN_IF_LAUNCH_ERROR();

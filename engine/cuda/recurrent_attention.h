@@ -31,6 +31,10 @@ namespace supra::cuda {
 // bad head layout (see ValidateAttentionArgs: Dv <= 256, H <= 65535), n
 // outside [0, 65535], a v stride below Hkv·Dv, a bad pool view or a null
 // pointer with n > 0.
+//
+// Launched with programmatic dependent launch (programmatic_launch.cuh): while
+// the previous kernel finishes it only has L2 prefetch the state; every
+// input is read after the wait.
 absl::Status LaunchRecurrentAttention(const AttentionDims& dims,
                                       const float* q,               // [n, H·F], fp32
                                       const float* k,               // [n, Hk·F], fp32, rope'd and scaled by 1/sqrt(F)

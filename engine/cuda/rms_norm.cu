@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/programmatic_launch.cuh"
 
 namespace supra::cuda {
 namespace {
@@ -66,6 +67,8 @@ __device__ __forceinline__ void Store1(OutT* out, float v) {
 // per thread, so x is read once. Requires dim % 4 == 0, 16-byte aligned rows
 // of x, delta and weight, and 16-byte (fp32) or 8-byte (bf16) aligned rows of
 // out. x and out are not __restrict__: the fp32 variant may run in place.
+// Programmatic launch (programmatic_launch.cuh): only the norm weight is read
+// before the wait for the previous kernel.
 template <int kVecs, bool kAdd, typename OutT>
 __global__ void __launch_bounds__(kMaxThreads)
     RmsNormVecKernel(float* x,  // [n, dim], fp32
@@ -80,16 +83,25 @@ __global__ void __launch_bounds__(kMaxThreads)
   const int64_t row = blockIdx.x;
   float4* xr = reinterpret_cast<float4*>(x + row * x_stride);
   float4 v[kVecs], w[kVecs];
+  if constexpr (kPrefetchWeight) {
+    // Weights loaded now, before the previous kernel has finished, are there
+    // by the reduction (one memory round trip less for decode's small
+    // launches); with 4 float4 per thread they would spill under the
+    // 1024-thread register budget.
+#pragma unroll
+    for (int k = 0; k < kVecs; ++k) {
+      const int i = threadIdx.x + k * blockDim.x;
+      if (i < dim4) w[k] = reinterpret_cast<const float4*>(weight)[i];
+    }
+  }
+  WaitForPreviousKernel();
+  AllowNextKernel();
   double sum = 0;
 #pragma unroll
   for (int k = 0; k < kVecs; ++k) {
     const int i = threadIdx.x + k * blockDim.x;
     if (i < dim4) {
       v[k] = xr[i];
-      // Weights loaded now are in flight during the reduction (one memory
-      // round trip less for decode's small launches); with 4 float4 per
-      // thread they would spill under the 1024-thread register budget.
-      if constexpr (kPrefetchWeight) w[k] = reinterpret_cast<const float4*>(weight)[i];
       if constexpr (kAdd) {
         const float4 d = reinterpret_cast<const float4*>(delta + row * delta_stride)[i];
         v[k].x += d.x;
@@ -131,6 +143,8 @@ __global__ void __launch_bounds__(kMaxThreads)
                         int64_t out_stride) {
   const int64_t row = blockIdx.x;
   float* xr = x + row * x_stride;
+  WaitForPreviousKernel();
+  AllowNextKernel();
   double sum = 0;
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
     float v = xr[i];
@@ -151,10 +165,10 @@ bool Aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t
 int RoundUp32(int64_t v) { return static_cast<int>((v + 31) / 32 * 32); }
 
 template <int kVecs, bool kAdd, typename OutT>
-void LaunchVec(int threads, int64_t n, float* x, int64_t x_stride, const float* delta, int64_t delta_stride,
-               const float* weight, int dim4, double eps, OutT* out, int64_t out_stride, cudaStream_t stream) {
-  RmsNormVecKernel<kVecs, kAdd, OutT><<<static_cast<unsigned>(n), threads, 0, stream>>>(
-      x, x_stride, delta, delta_stride, weight, dim4, eps, out, out_stride);
+cudaError_t LaunchVec(int threads, int64_t n, float* x, int64_t x_stride, const float* delta, int64_t delta_stride,
+                      const float* weight, int dim4, double eps, OutT* out, int64_t out_stride, cudaStream_t stream) {
+  return LaunchProgrammatic(RmsNormVecKernel<kVecs, kAdd, OutT>, dim3(static_cast<unsigned>(n)), dim3(threads), 0,
+                            stream, x, x_stride, delta, delta_stride, weight, dim4, eps, out, out_stride);
 }
 
 template <bool kAdd, typename OutT>
@@ -183,19 +197,23 @@ absl::Status Launch(const char* name, float* x, int64_t x_stride, const float* d
     const int threads = RoundUp32((dim4 + vecs - 1) / vecs);
     switch (vecs) {
       case 1:
-        LaunchVec<1, kAdd>(threads, n, x, x_stride, delta, delta_stride, weight, dim4, eps, out, out_stride, stream);
+        CUDA_RETURN_IF_ERROR((LaunchVec<1, kAdd>(threads, n, x, x_stride, delta, delta_stride, weight, dim4, eps, out,
+                                                 out_stride, stream)));
         break;
       case 2:
-        LaunchVec<2, kAdd>(threads, n, x, x_stride, delta, delta_stride, weight, dim4, eps, out, out_stride, stream);
+        CUDA_RETURN_IF_ERROR((LaunchVec<2, kAdd>(threads, n, x, x_stride, delta, delta_stride, weight, dim4, eps, out,
+                                                 out_stride, stream)));
         break;
       default:
-        LaunchVec<4, kAdd>(threads, n, x, x_stride, delta, delta_stride, weight, dim4, eps, out, out_stride, stream);
+        CUDA_RETURN_IF_ERROR((LaunchVec<4, kAdd>(threads, n, x, x_stride, delta, delta_stride, weight, dim4, eps, out,
+                                                 out_stride, stream)));
         break;
     }
   } else {
     const int threads = static_cast<int>(std::min<int64_t>(kMaxThreads, RoundUp32(dim)));
-    RmsNormScalarKernel<kAdd, OutT><<<static_cast<unsigned>(n), threads, 0, stream>>>(
-        x, x_stride, delta, delta_stride, weight, dim, eps, out, out_stride);
+    CUDA_RETURN_IF_ERROR(LaunchProgrammatic(RmsNormScalarKernel<kAdd, OutT>, dim3(static_cast<unsigned>(n)),
+                                            dim3(threads), 0, stream, x, x_stride, delta, delta_stride, weight, dim,
+                                            eps, out, out_stride));
   }
   CUDA_RETURN_IF_LAUNCH_ERROR();
   return absl::OkStatus();

@@ -5,6 +5,11 @@
 // output is float(x · inv_rms) · weight, so the fp32 variant matches the CPU
 // to about an ulp and the bf16 variants differ from it only by the final
 // rounding to bf16.
+//
+// Every variant is launched with programmatic dependent launch
+// (programmatic_launch.cuh): it reads the norm weight while the previous
+// kernel finishes (so `weight` must not be written by that kernel) and waits
+// for it before it touches x, delta or out.
 #ifndef SUPRA_ENGINE_CUDA_RMS_NORM_H_
 #define SUPRA_ENGINE_CUDA_RMS_NORM_H_
 

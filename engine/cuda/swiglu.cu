@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/programmatic_launch.cuh"
 
 namespace supra::cuda {
 namespace {
@@ -22,13 +23,16 @@ __device__ __forceinline__ float SiluMul(float a, float b) { return a / (1.0f + 
 
 // Rows on blockIdx.x, column chunks on blockIdx.y. Vector path: 8 values (16
 // bytes) of a, of b and of out per thread. Requires ffn % 8 == 0 and 16-byte
-// aligned ab and out.
+// aligned ab and out. Programmatic launch (programmatic_launch.cuh): nothing
+// is read before the wait.
 __global__ void __launch_bounds__(kMaxThreads)
-    SwiGluVec8Kernel(const __nv_bfloat16* __restrict__ ab,  // [n, 2·ffn], bf16
+    SwiGluVec8Kernel(const __nv_bfloat16* ab,  // [n, 2·ffn], bf16; plain loads (written by the previous kernel)
                      int64_t ffn,
                      __nv_bfloat16* __restrict__ out) {  // [n, ffn], bf16
   const int64_t row = blockIdx.x;
   const int64_t unit = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;  // columns 8·unit ..
+  WaitForPreviousKernel();
+  AllowNextKernel();
   if (unit * 8 >= ffn) return;
   const __nv_bfloat16* a_row = ab + row * 2 * ffn;
   const uint4 a_raw = reinterpret_cast<const uint4*>(a_row)[unit];
@@ -47,11 +51,13 @@ __global__ void __launch_bounds__(kMaxThreads)
 
 // Any width and alignment: one value per thread.
 __global__ void __launch_bounds__(kMaxThreads)
-    SwiGluScalarKernel(const __nv_bfloat16* __restrict__ ab,  // [n, 2·ffn], bf16
+    SwiGluScalarKernel(const __nv_bfloat16* ab,  // [n, 2·ffn], bf16; plain loads (written by the previous kernel)
                        int64_t ffn,
                        __nv_bfloat16* __restrict__ out) {  // [n, ffn], bf16
   const int64_t row = blockIdx.x;
   const int64_t col = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  WaitForPreviousKernel();
+  AllowNextKernel();
   if (col >= ffn) return;
   const __nv_bfloat16* a_row = ab + row * 2 * ffn;
   out[row * ffn + col] = __float2bfloat16_rn(SiluMul(__bfloat162float(a_row[col]), __bfloat162float(a_row[ffn + col])));
@@ -73,9 +79,9 @@ absl::Status LaunchSwiGlu(const __nv_bfloat16* ab, int64_t n, int64_t ffn, __nv_
   const int threads = static_cast<int>(std::min<int64_t>(max_threads, (units + 31) / 32 * 32));
   const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>((units + threads - 1) / threads));
   if (vec) {
-    SwiGluVec8Kernel<<<grid, threads, 0, stream>>>(ab, ffn, out);
+    CUDA_RETURN_IF_ERROR(LaunchProgrammatic(SwiGluVec8Kernel, grid, dim3(threads), 0, stream, ab, ffn, out));
   } else {
-    SwiGluScalarKernel<<<grid, threads, 0, stream>>>(ab, ffn, out);
+    CUDA_RETURN_IF_ERROR(LaunchProgrammatic(SwiGluScalarKernel, grid, dim3(threads), 0, stream, ab, ffn, out));
   }
   CUDA_RETURN_IF_LAUNCH_ERROR();
   return absl::OkStatus();
