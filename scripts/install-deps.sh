@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libcpp-httplib-dev
+  openssl
 )
 if [[ ${1:-} == --tools ]]; then
   packages+=(python3 python3-numpy python3-torch python3-sentencepiece sentencepiece)

@@ -75,6 +75,14 @@ RequestLoop::~RequestLoop() {
   for (auto& task : left) task(false);
 }
 
+void RequestLoop::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
 int RequestLoop::in_flight() {
   std::lock_guard<std::mutex> lock(mu_);
   return in_flight_;
@@ -271,6 +279,7 @@ int RequestLoop::SweepExpiredSessions() {
 }
 
 void RequestLoop::Run() {
+  bool idle = false;  // the last iteration ran no model step
   while (true) {
     std::deque<Submitted> incoming;
     std::vector<std::function<void(bool)>> tasks;
@@ -278,10 +287,17 @@ void RequestLoop::Run() {
     bool stop = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
+      auto has_news = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || wake_ || !queue_.empty() || !tasks_.empty();
+      };
       if (active_.empty()) {
-        cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.sweep_interval),
-                     [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty() || !tasks_.empty(); });
+        cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.sweep_interval), has_news);
+      } else if (idle) {
+        // Every active request waits (for a slot or a slow reader): sleep
+        // until something changes, checking deadlines every few ms.
+        cv_.wait_for(lock, std::chrono::milliseconds(5), has_news);
       }
+      wake_ = false;
       incoming.swap(queue_);
       tasks.swap(tasks_);
       cancel_all = cancel_all_;
@@ -297,10 +313,11 @@ void RequestLoop::Run() {
     RemoveFinished();
     if (stop) break;
     AssignSlots();
-    PrefillStep();
+    const bool prefilled = PrefillStep();
     RemoveFinished();
-    DecodeStep();
+    const bool decoded = DecodeStep();
     RemoveFinished();
+    idle = !prefilled && !decoded;
     if (clock_() - last_sweep_ >= options_.sweep_interval) {
       sessions_.SweepExpired();
       last_sweep_ = clock_();
@@ -410,7 +427,7 @@ void RequestLoop::AssignSlots() {
   }
 }
 
-void RequestLoop::PrefillStep() {
+bool RequestLoop::PrefillStep() {
   std::vector<ActiveRequest*> batch;
   std::vector<PrefillSequence> seqs;
   for (auto& r : active_) {
@@ -420,14 +437,14 @@ void RequestLoop::PrefillStep() {
     batch.push_back(r.get());
     seqs.push_back({s.slot, absl::MakeConstSpan(s.pending.data(), n), s.next_position});
   }
-  if (batch.empty()) return;
+  if (batch.empty()) return false;
   const int vocab = model_.config().vocab_size;
   logits_.resize(batch.size() * vocab);
   if (absl::Status s = model_.backend().Prefill(seqs, options_.prefill_chunk, LogitsOutput::kLastOnly,
                                                 absl::MakeSpan(logits_));
       !s.ok()) {
     FailBatch(batch, s);
-    return;
+    return true;
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     ActiveRequest& r = *batch[i];
@@ -449,9 +466,11 @@ void RequestLoop::PrefillStep() {
     }
     Accept(r, *token, lp ? &*lp : nullptr);
   }
+  return true;
 }
 
-void RequestLoop::DecodeStep() {
+bool RequestLoop::DecodeStep() {
+  bool ran = false;
   // Requests that want logprobs need the logits on the host; the others
   // sample where the backend keeps them.
   std::vector<ActiveRequest*> fast, slow;
@@ -476,6 +495,7 @@ void RequestLoop::DecodeStep() {
       specs[i] = {r.request.sampling, r.generated, r.session->history_tail};
     }
     const DecodeBatch batch{slots, tokens, positions};
+    ran = true;
     const int vocab = model_.config().vocab_size;
     absl::Status status;
     if (group == &fast) {
@@ -507,6 +527,7 @@ void RequestLoop::DecodeStep() {
       Accept(r, *token, &*lp);
     }
   }
+  return ran;
 }
 
 void RequestLoop::Accept(ActiveRequest& r, int32_t token, const Logprobs* logprobs) {

@@ -1,0 +1,119 @@
+#include "tests/server/server_test_util.h"
+
+#include <grpcpp/generic/generic_stub.h>
+
+#include "gtest/gtest.h"
+
+namespace supra::server::testing {
+
+ServerOptions SmallServerOptions() {
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.model.dir = kData + "/models/mha";
+  o.model.cpu.num_slots = 4;
+  o.model.cpu.num_threads = 1;
+  o.loop.prefill_chunk = 16;
+  o.loop.sessions.max_sessions = 64;
+  o.loop.max_tokens_limit = 4096;
+  o.loop.max_prompt_tokens = 2048;
+  return o;
+}
+
+ServerFixture::ServerFixture(ServerOptions options) {
+  absl::StatusOr<std::unique_ptr<SupraServer>> server = SupraServer::Start(options);
+  EXPECT_TRUE(server.ok()) << server.status();
+  if (!server.ok()) std::abort();
+  server_ = *std::move(server);
+  channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+  inference_ = v1::InferenceService::NewStub(channel_);
+  sessions_ = v1::SessionService::NewStub(channel_);
+  models_ = v1::ModelService::NewStub(channel_);
+}
+
+ServerFixture::~ServerFixture() { server_->Shutdown(absl::Seconds(5)); }
+
+Streamed ServerFixture::Generate(const v1::GenerateRequest& request, const std::string& token) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+  Streamed out;
+  auto reader = inference_->Generate(&context, request);
+  v1::GenerateResponse response;
+  while (reader->Read(&response)) {
+    if (response.has_chunk()) {
+      out.ids.insert(out.ids.end(), response.chunk().token_ids().begin(), response.chunk().token_ids().end());
+      out.text += response.chunk().text();
+    }
+    if (response.has_final()) out.final = response.final();
+    out.messages.push_back(response);
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+int ServerFixture::Health(const std::string& service) { return HealthCheck(*channel_, service); }
+
+v1::GenerateRequest GreedyText(const std::string& text, int32_t max_tokens) {
+  v1::GenerateRequest r;
+  r.set_text(text);
+  r.mutable_sampling()->set_temperature(0);
+  r.mutable_sampling()->set_repetition_penalty(1.3f);
+  r.set_max_tokens(max_tokens);
+  return r;
+}
+
+v1::GenerateRequest GreedyTokens(const std::vector<int32_t>& ids, int32_t max_tokens) {
+  v1::GenerateRequest r;
+  for (int32_t id : ids) r.mutable_tokens()->add_ids(id);
+  r.mutable_sampling()->set_temperature(0);
+  r.mutable_sampling()->set_repetition_penalty(1.3f);
+  r.set_max_tokens(max_tokens);
+  return r;
+}
+
+v1::ErrorInfo ErrorInfoOf(const grpc::Status& status) {
+  v1::RpcStatus rpc;
+  v1::ErrorInfo info;
+  if (!rpc.ParseFromString(status.error_details()) || rpc.details_size() == 0) return info;
+  EXPECT_EQ(rpc.code(), static_cast<int>(status.error_code()));
+  EXPECT_EQ(rpc.message(), status.error_message());
+  EXPECT_TRUE(rpc.details(0).UnpackTo(&info)) << rpc.details(0).type_url();
+  return info;
+}
+
+int HealthCheck(grpc::Channel& channel, const std::string& service) {
+  // HealthCheckRequest{string service = 1}; HealthCheckResponse{enum status = 1}.
+  std::string request;
+  if (!service.empty()) {
+    request.push_back(0x0a);
+    request.push_back(static_cast<char>(service.size()));
+    request += service;
+  }
+  grpc::GenericStub stub(std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Slice slice(request);
+  grpc::ByteBuffer in(&slice, 1), out;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &in, &out, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = s;
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  if (!status.ok()) return status.error_code() == grpc::StatusCode::NOT_FOUND ? 3 : -1;
+  std::vector<grpc::Slice> slices;
+  if (!out.Dump(&slices).ok()) return -1;
+  std::string bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  if (bytes.empty()) return 0;  // UNKNOWN (default value)
+  if (bytes.size() != 2 || bytes[0] != 0x08) return -1;
+  return bytes[1];
+}
+
+}  // namespace supra::server::testing
