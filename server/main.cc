@@ -34,6 +34,8 @@ ABSL_FLAG(int32_t, max_max_tokens, 4096, "Largest max_tokens a request may ask f
 ABSL_FLAG(int32_t, max_prompt_tokens, 65536, "Longest prompt, in tokens.");
 ABSL_FLAG(int32_t, max_logprobs, 20, "Largest number of alternatives with logprobs.");
 ABSL_FLAG(int32_t, prefill_chunk, 512, "Prompt tokens fed per request per scheduler iteration.");
+ABSL_FLAG(int32_t, prefill_token_budget, 2048,
+          "Prompt tokens fed per scheduler iteration, all requests together (bounds the decode stall).");
 ABSL_FLAG(std::string, token_file, "",
           "Bearer tokens: a file of \"<token> <tenant>\" lines. Empty: no authentication.");
 ABSL_FLAG(std::string, tls_cert, "", "TLS certificate chain (PEM). With --tls_key, serves TLS.");
@@ -65,6 +67,7 @@ supra::server::ServerOptions OptionsFromFlags() {
   o.loop.max_prompt_tokens = absl::GetFlag(FLAGS_max_prompt_tokens);
   o.loop.max_top_logprobs = absl::GetFlag(FLAGS_max_logprobs);
   o.loop.prefill_chunk = absl::GetFlag(FLAGS_prefill_chunk);
+  o.loop.prefill_token_budget = absl::GetFlag(FLAGS_prefill_token_budget);
   o.token_file = absl::GetFlag(FLAGS_token_file);
   o.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   o.tls_key_file = absl::GetFlag(FLAGS_tls_key);
@@ -90,6 +93,7 @@ std::string CheckFlags(const supra::server::ServerOptions& o) {
   }
   if (o.loop.max_prompt_tokens < 1) return "--max_prompt_tokens must be >= 1";
   if (o.loop.prefill_chunk < 1) return "--prefill_chunk must be >= 1";
+  if (o.loop.prefill_token_budget < 1) return "--prefill_token_budget must be >= 1";
   if (o.max_message_bytes < 1024) return "--max_message_bytes must be >= 1024";
   if (o.loop.sessions.idle_ttl <= absl::ZeroDuration()) return "--session_idle_ttl must be positive";
   return "";

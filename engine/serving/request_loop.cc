@@ -430,10 +430,16 @@ void RequestLoop::AssignSlots() {
 bool RequestLoop::PrefillStep() {
   std::vector<ActiveRequest*> batch;
   std::vector<PrefillSequence> seqs;
+  // Prompt tokens of this iteration, shared in admission order (FCFS), so
+  // that one iteration, and the decode step of everyone else, stays short.
+  int64_t budget = std::max(options_.prefill_token_budget, 1);
   for (auto& r : active_) {
+    if (budget == 0) break;
     if (!r->started || r->done || r->generated > 0) continue;
     Session& s = *r->session;
-    const size_t n = std::min(s.pending.size(), static_cast<size_t>(options_.prefill_chunk));
+    const size_t n = std::min({s.pending.size(), static_cast<size_t>(options_.prefill_chunk),
+                               static_cast<size_t>(budget)});
+    budget -= static_cast<int64_t>(n);
     batch.push_back(r.get());
     seqs.push_back({s.slot, absl::MakeConstSpan(s.pending.data(), n), s.next_position});
   }

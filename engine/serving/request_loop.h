@@ -57,6 +57,7 @@ struct RequestLoopOptions {
   int64_t max_prompt_tokens = 1 << 20;
   int32_t max_top_logprobs = 20;
   int prefill_chunk = 256;           // prompt tokens per request per iteration
+  int prefill_token_budget = 2048;   // prompt tokens per iteration, all requests together
   absl::Duration sweep_interval = absl::Seconds(10);  // idle-TTL sweep period (real time)
   Clock clock;                       // null: absl::Now (tests inject one)
 };

@@ -373,6 +373,26 @@ TEST_F(RequestLoopTest, ManyConcurrentRequestsShareTwoSlots) {
   }
 }
 
+TEST_F(RequestLoopTest, PrefillTokenBudgetSharesIterationsWithoutChangingResults) {
+  // Three prompt tokens per iteration for everyone together (the chunk is 5):
+  // long prompts take many iterations and interleave with decodes.
+  options_.prefill_token_budget = 3;
+  const std::vector<std::string> prompts = {"Once upon a time there was a king", "alpha beta gamma delta",
+                                            "The quick brown fox jumps over the lazy dog"};
+  std::vector<std::vector<int32_t>> alone;
+  for (const std::string& p : prompts) {
+    CollectingSink sink;
+    ASSERT_TRUE(Run(Greedy(p, 6), sink).status.ok());
+    alone.push_back(sink.ids());
+  }
+  std::vector<CollectingSink> sinks(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) ASSERT_TRUE(loop().Submit(Greedy(prompts[i], 6), &sinks[i]).ok());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_TRUE(sinks[i].Wait().status.ok());
+    EXPECT_EQ(sinks[i].ids(), alone[i]) << prompts[i];
+  }
+}
+
 TEST_F(RequestLoopTest, ListPagesInStableOrder) {
   std::set<std::string> created;
   for (int i = 0; i < 5; ++i) created.insert(loop().CreateSession("t1", std::nullopt)->id);
