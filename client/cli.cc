@@ -25,30 +25,29 @@ struct CommandInfo {
 const std::vector<CommandInfo>& Commands() {
   static const std::vector<CommandInfo> commands = {
       {"generate", "[--tokens IDS | PROMPT... | -]",
-       "Run one turn and stream the reply to stdout; the summary (finish reason, usage,\n"
-       "session, seed) goes to stderr. The prompt is the arguments joined by spaces, or\n"
-       "stdin (one trailing newline dropped) when there are none or the only one is '-'.",
+       "Run one turn, streaming the reply to stdout.\n"
+       "The summary (finish reason, usage, session, seed) goes to stderr. The prompt is\n"
+       "the arguments joined by spaces, or stdin (one trailing newline dropped) when\n"
+       "there are none or the only one is '-'.",
        &GenerateFlagSpecs, &RunGenerate},
       {"chat", "",
-       "Talk on one session, one turn per line of stdin, until EOF. Without --session\n"
-       "the first turn creates a session (its id goes to stderr); every later turn\n"
-       "passes the previous session length as expected_session_length.",
+       "Chat on one session, one turn per line of stdin, until EOF.\n"
+       "Without --session the first turn creates a session (its id goes to stderr);\n"
+       "every later turn passes the previous session length as expected_session_length.",
        &ChatFlagSpecs, &RunChat},
       {"sessions create", "", "Create a session; prints its id on stdout.", &SessionsCreateFlagSpecs,
        &RunSessionsCreate},
       {"sessions list", "", "List your sessions, one per line.", &SessionsListFlagSpecs, &RunSessionsList},
       {"sessions get", "ID", "Describe one session.", &SessionsGetFlagSpecs, &RunSessionsGet},
-      {"sessions fork", "ID", "Copy a session; prints the new id on stdout.", &SessionsForkFlagSpecs,
-       &RunSessionsFork},
+      {"sessions fork", "ID", "Copy a session; prints the new id on stdout.", &SessionsForkFlagSpecs, &RunSessionsFork},
       {"sessions delete", "ID", "Delete a session.", &SessionsDeleteFlagSpecs, &RunSessionsDelete},
-      {"tokenize", "[TEXT... | -]", "Print the token ids of TEXT (comma-separated).", &TokenizeFlagSpecs,
-       &RunTokenize},
-      {"detokenize", "IDS...", "Print the text of token ids, e.g. 1,415,302.", &DetokenizeFlagSpecs,
-       &RunDetokenize},
+      {"tokenize", "[TEXT... | -]", "Print the token ids of TEXT (comma-separated).", &TokenizeFlagSpecs, &RunTokenize},
+      {"detokenize", "IDS...", "Print the text of token ids, e.g. 1,415,302.", &DetokenizeFlagSpecs, &RunDetokenize},
       {"info", "", "Print the model and the server's limits.", &InfoFlagSpecs, &RunInfo},
       {"health", "",
-       "grpc.health.v1 Check: prints SERVING, NOT_SERVING, SERVICE_UNKNOWN or UNKNOWN;\n"
-       "exits 0 when SERVING, 1 otherwise (3 when unreachable).",
+       "Check the server's health (grpc.health.v1).\n"
+       "Prints SERVING, NOT_SERVING, SERVICE_UNKNOWN or UNKNOWN; exits 0 when SERVING,\n"
+       "1 otherwise (3 when unreachable).",
        &HealthFlagSpecs, &RunHealth},
   };
   return commands;
@@ -148,7 +147,9 @@ int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream&
       stream << "Usage: supra-cli [GLOBAL FLAGS] sessions create|list|get|fork|delete ...\n";
       for (const CommandInfo& command : Commands()) {
         if (std::string(command.name).rfind("sessions ", 0) == 0) {
-          stream << "  " << command.name << " " << command.arguments << ": " << command.summary << "\n";
+          std::string left = std::string("  ") + command.name + " " + command.arguments;
+          left.resize(22, ' ');
+          stream << left << command.summary << "\n";
         }
       }
       return help ? kExitOk : kExitUsage;
@@ -159,8 +160,8 @@ int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream&
   if (command == nullptr) return Usage(err, "unknown command '" + name + "'");
 
   const std::vector<FlagSpec>& command_specs = command->flags();
-  if (auto error = ParseFlags({&command_specs, &global_specs}, args, index, /*stop_at_positional=*/false, &flags,
-                              nullptr)) {
+  if (auto error =
+          ParseFlags({&command_specs, &global_specs}, args, index, /*stop_at_positional=*/false, &flags, nullptr)) {
     return Usage(err, std::string(command->name) + ": " + *error);
   }
   if (flags.Has("help")) {

@@ -17,15 +17,15 @@ namespace supra::client {
 // --help` and client/README.md; never renumber one.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitRpcFailed = 1,         // an RPC failed with a status not listed below
-  kExitUsage = 2,             // bad flags or arguments; the server was not contacted
-  kExitUnavailable = 3,       // unreachable, UNAVAILABLE (draining) or DEADLINE_EXCEEDED
-  kExitNotFound = 4,          // NOT_FOUND
-  kExitBusy = 5,              // ABORTED or RESOURCE_EXHAUSTED: retry later
-  kExitPrecondition = 6,      // FAILED_PRECONDITION: expected length mismatch
-  kExitAuth = 7,              // UNAUTHENTICATED or PERMISSION_DENIED
-  kExitInvalidArgument = 8,   // INVALID_ARGUMENT
-  kExitInterrupted = 130,     // Ctrl-C
+  kExitRpcFailed = 1,        // an RPC failed with a status not listed below
+  kExitUsage = 2,            // bad flags or arguments; the server was not contacted
+  kExitUnavailable = 3,      // unreachable, UNAVAILABLE (draining) or DEADLINE_EXCEEDED
+  kExitNotFound = 4,         // NOT_FOUND
+  kExitBusy = 5,             // ABORTED or RESOURCE_EXHAUSTED: retry later
+  kExitPrecondition = 6,     // FAILED_PRECONDITION: expected length mismatch
+  kExitAuth = 7,             // UNAUTHENTICATED or PERMISSION_DENIED
+  kExitInvalidArgument = 8,  // INVALID_ARGUMENT
+  kExitInterrupted = 130,    // Ctrl-C
 };
 
 // What RunCli takes from the process besides its arguments and streams.

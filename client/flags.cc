@@ -52,8 +52,8 @@ std::vector<std::string> ParsedFlags::GetAll(const std::string& name) const {
 }
 
 std::optional<std::string> ParseFlags(const std::vector<const std::vector<FlagSpec>*>& specs,
-                                      const std::vector<std::string>& args, size_t begin,
-                                      bool stop_at_positional, ParsedFlags* parsed, size_t* end) {
+                                      const std::vector<std::string>& args, size_t begin, bool stop_at_positional,
+                                      ParsedFlags* parsed, size_t* end) {
   size_t i = begin;
   for (; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -100,8 +100,10 @@ std::string FormatFlagHelp(const std::vector<FlagSpec>& specs) {
     std::string left = "  --" + spec.name;
     if (!spec.value_name.empty()) left += " " + spec.value_name;
     if (spec.repeated) left += " (repeatable)";
-    if (left.size() < 34) left.resize(34, ' ');
-    else left += "\n" + std::string(34, ' ');
+    if (left.size() < 34)
+      left.resize(34, ' ');
+    else
+      left += "\n" + std::string(34, ' ');
     text += left + spec.help + "\n";
   }
   return text;

@@ -17,7 +17,7 @@ struct FlagSpec {
   std::string name;        // without the leading "--"
   std::string value_name;  // e.g. "N"; empty for a boolean flag
   std::string help;
-  bool repeated = false;   // may be given several times; all values kept
+  bool repeated = false;  // may be given several times; all values kept
 };
 
 class ParsedFlags {
@@ -44,8 +44,8 @@ class ParsedFlags {
 // (a secret on argv is visible to every user through ps and shell history).
 // "-" is a positional argument.
 std::optional<std::string> ParseFlags(const std::vector<const std::vector<FlagSpec>*>& specs,
-                                      const std::vector<std::string>& args, size_t begin,
-                                      bool stop_at_positional, ParsedFlags* parsed, size_t* end);
+                                      const std::vector<std::string>& args, size_t begin, bool stop_at_positional,
+                                      ParsedFlags* parsed, size_t* end);
 
 // "  --name VALUE   help" lines for --help.
 std::string FormatFlagHelp(const std::vector<FlagSpec>& specs);
@@ -54,7 +54,7 @@ std::string FormatFlagHelp(const std::vector<FlagSpec>& specs);
 std::optional<int32_t> ParseInt32(const std::string& text);
 std::optional<int64_t> ParseInt64(const std::string& text);
 std::optional<uint64_t> ParseUint64(const std::string& text);
-std::optional<float> ParseFloat(const std::string& text);   // finite only
+std::optional<float> ParseFloat(const std::string& text);    // finite only
 std::optional<double> ParseDouble(const std::string& text);  // finite only
 // "1,2,3" (spaces around commas allowed) to ids; null on anything else.
 std::optional<std::vector<int32_t>> ParseTokenList(const std::string& text);

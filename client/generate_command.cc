@@ -9,6 +9,7 @@
 
 #include "client/interrupter.h"
 #include "client/proto_json.h"
+#include "nlohmann/json.hpp"
 #include "supra/v1/inference.grpc.pb.h"
 
 namespace supra::client {
@@ -121,7 +122,10 @@ std::string FinishReasonName(supra::v1::FinishReason reason) {
 
 void PrintSummary(const Final& final, std::ostream& err) {
   err << "finish_reason=" << FinishReasonName(final.finish_reason());
-  if (final.has_stop_string()) err << " stop_string=\"" << final.stop_string() << "\"";
+  if (final.has_stop_string()) {
+    // Quoted and escaped as a JSON string: a stop string is often "\n" or similar.
+    err << " stop_string=" << ToJsonLine(nlohmann::json(final.stop_string()));
+  }
   if (final.has_stop_token_id()) err << " stop_token_id=" << final.stop_token_id();
   err << " prompt_tokens=" << final.usage().prompt_tokens() << " resumed_tokens=" << final.usage().resumed_tokens()
       << " generated_tokens=" << final.usage().generated_tokens();
@@ -273,7 +277,7 @@ int RunChat(Invocation& invocation, const ParsedFlags& flags) {
 
   std::unique_ptr<InferenceService::Stub> stub = InferenceService::NewStub(invocation.channel());
   std::string line;
-  for (bool first = true;; ) {
+  for (bool first = true;;) {
     if (invocation.env().stdin_is_terminal) invocation.err() << "> " << std::flush;
     if (invocation.interrupted() || !std::getline(invocation.in(), line)) break;
     if (!line.empty() && line.back() == '\r') line.pop_back();

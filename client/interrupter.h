@@ -21,6 +21,11 @@ class Interrupter {
  public:
   // Marks the process interrupted and cancels the attached call, if any.
   void Interrupt() ABSL_LOCKS_EXCLUDED(mu_);
+  // Only marks the process interrupted (no cancellation): async-signal-safe,
+  // for the SIGINT handler, so that code that returns early because of the
+  // signal (a read of stdin failing with EINTR) sees it before the watcher
+  // thread has called Interrupt().
+  void MarkInterrupted() { interrupted_.store(true, std::memory_order_release); }
   bool interrupted() const { return interrupted_.load(std::memory_order_acquire); }
 
  private:
@@ -29,6 +34,7 @@ class Interrupter {
   void Detach() ABSL_LOCKS_EXCLUDED(mu_);
 
   std::atomic<bool> interrupted_{false};
+  static_assert(std::atomic<bool>::is_always_lock_free, "MarkInterrupted must be async-signal-safe");
   std::mutex mu_;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
 };

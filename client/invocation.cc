@@ -6,6 +6,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "client/proto_json.h"
 #include "nlohmann/json.hpp"
 #include "supra/v1/errors.pb.h"
 
@@ -47,8 +48,7 @@ const std::vector<FlagSpec>& GlobalFlagSpecs() {
   return specs;
 }
 
-std::optional<std::string> LoadGlobalOptions(const ParsedFlags& flags, const Environment& env,
-                                             GlobalOptions* options) {
+std::optional<std::string> LoadGlobalOptions(const ParsedFlags& flags, const Environment& env, GlobalOptions* options) {
   if (const std::string* target = flags.Get("target")) {
     options->target = *target;
   } else if (auto it = env.variables.find("SUPRA_TARGET"); it != env.variables.end() && !it->second.empty()) {
@@ -155,7 +155,7 @@ int Invocation::ReportRpcError(const grpc::Status& status) {
       error["metadata"] = metadata;
       if (retry_after_s.has_value()) error["retry_after_seconds"] = *retry_after_s;
     }
-    err_ << nlohmann::json{{"error", error}, {"exit_code", exit_code}}.dump() << "\n";
+    err_ << ToJsonLine(nlohmann::json{{"error", error}, {"exit_code", exit_code}}) << "\n";
   } else {
     err_ << "supra-cli: " << StatusCodeName(status.error_code()) << ": " << message << "\n";
     if (info.has_value()) {
@@ -208,26 +208,15 @@ int ExitCodeForStatus(grpc::StatusCode code) {
 }
 
 std::string StatusCodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "CODE_" + std::to_string(static_cast<int>(code));
-  }
+  // Indexed by the code's number (grpc/impl/codegen/status.h, 0 to 16).
+  static constexpr const char* kNames[] = {
+      "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
+  const int number = static_cast<int>(code);
+  if (number >= 0 && number < static_cast<int>(std::size(kNames))) return kNames[number];
+  return "CODE_" + std::to_string(number);
 }
 
 std::optional<std::string> ReadFileContents(const std::string& path) {

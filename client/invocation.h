@@ -33,13 +33,11 @@ struct GlobalOptions {
 
 // Fills `options` from the parsed global flags and the environment; reads the
 // files the flags name. Returns a usage error message on failure.
-std::optional<std::string> LoadGlobalOptions(const ParsedFlags& flags, const Environment& env,
-                                             GlobalOptions* options);
+std::optional<std::string> LoadGlobalOptions(const ParsedFlags& flags, const Environment& env, GlobalOptions* options);
 
 class Invocation {
  public:
-  Invocation(GlobalOptions options, std::istream& in, std::ostream& out, std::ostream& err,
-             const Environment& env)
+  Invocation(GlobalOptions options, std::istream& in, std::ostream& out, std::ostream& err, const Environment& env)
       : options_(std::move(options)), in_(in), out_(out), err_(err), env_(env) {}
 
   const GlobalOptions& options() const { return options_; }

@@ -20,9 +20,11 @@ namespace {
 
 int g_interrupt_pipe[2] = {-1, -1};
 std::atomic<int> g_interrupts{0};
+supra::client::Interrupter* g_interrupter = nullptr;
 
 extern "C" void OnSigint(int /*signal*/) {
   if (g_interrupts.fetch_add(1) >= 1) _exit(supra::client::kExitInterrupted);
+  g_interrupter->MarkInterrupted();
   const char byte = 1;
   // Nothing useful to do if the write fails inside a signal handler.
   [[maybe_unused]] const ssize_t written = write(g_interrupt_pipe[1], &byte, 1);
@@ -30,6 +32,7 @@ extern "C" void OnSigint(int /*signal*/) {
 
 void InstallInterruptHandler(supra::client::Interrupter* interrupter) {
   if (pipe2(g_interrupt_pipe, O_CLOEXEC) != 0) return;  // no Ctrl-C cancellation: the default handler stays
+  g_interrupter = interrupter;
   std::thread([interrupter] {
     char byte = 0;
     while (true) {

@@ -36,11 +36,16 @@ grpc::Status Call(Invocation& invocation,
 
 const char* HealthStatusName(int status) {
   switch (status) {
-    case 0: return "UNKNOWN";
-    case 1: return "SERVING";
-    case 2: return "NOT_SERVING";
-    case 3: return "SERVICE_UNKNOWN";
-    default: return "UNRECOGNIZED";
+    case 0:
+      return "UNKNOWN";
+    case 1:
+      return "SERVING";
+    case 2:
+      return "NOT_SERVING";
+    case 3:
+      return "SERVICE_UNKNOWN";
+    default:
+      return "UNRECOGNIZED";
   }
 }
 
@@ -241,7 +246,7 @@ int RunHealth(Invocation& invocation, const ParsedFlags& flags) {
     serving_status = *decoded;
   }
   if (invocation.json()) {
-    invocation.out() << nlohmann::json{{"service", service}, {"status", HealthStatusName(serving_status)}}.dump()
+    invocation.out() << ToJsonLine(nlohmann::json{{"service", service}, {"status", HealthStatusName(serving_status)}})
                      << "\n";
   } else {
     invocation.out() << HealthStatusName(serving_status) << "\n";

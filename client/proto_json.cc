@@ -16,4 +16,8 @@ std::string ToJsonLine(const google::protobuf::Message& message) {
   return json;
 }
 
+std::string ToJsonLine(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace supra::client

@@ -34,8 +34,7 @@ std::string TimeText(const google::protobuf::Timestamp& time) {
 void PrintSessionLine(const Session& session, std::ostream& out) {
   out << session.session_id() << "\tlength=" << session.length() << "\ttier=" << TierName(session.tier())
       << "\tstate_bytes=" << session.state_bytes() << "\tbusy=" << (session.busy() ? "true" : "false")
-      << "\tcreated=" << TimeText(session.create_time()) << "\tlast_used=" << TimeText(session.last_use_time())
-      << "\n";
+      << "\tcreated=" << TimeText(session.create_time()) << "\tlast_used=" << TimeText(session.last_use_time()) << "\n";
 }
 
 // Runs a unary SessionService call with the invocation's deadline, token and
@@ -220,7 +219,7 @@ int RunSessionsDelete(Invocation& invocation, const ParsedFlags& flags) {
   const grpc::Status status = Call(invocation, &SessionService::Stub::DeleteSession, request, &response);
   if (!status.ok()) return invocation.ReportRpcError(status);
   if (invocation.json()) {
-    invocation.out() << nlohmann::json{{"session_id", id}, {"deleted", true}}.dump() << "\n";
+    invocation.out() << ToJsonLine(nlohmann::json{{"session_id", id}, {"deleted", true}}) << "\n";
   } else {
     invocation.err() << "deleted " << id << "\n";
   }

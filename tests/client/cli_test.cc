@@ -1,13 +1,14 @@
 // supra-cli run in-process (RunCli) against a scripted fake server on a
 // loopback port: what reaches the server, what the user sees, exit codes.
+#include "client/cli.h"
+
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "client/cli.h"
 #include "client/interrupter.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -17,19 +18,22 @@
 namespace supra::client {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using test::FakeServer;
 using test::MakeError;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
-// Records the text it holds each time the stream is flushed.
+// Records the text it holds each time the stream is flushed, and calls
+// on_flush with it.
 class FlushRecorder : public std::stringbuf {
  public:
   std::vector<std::string> snapshots;
+  std::function<void(const std::string&)> on_flush;
 
  protected:
   int sync() override {
     snapshots.push_back(str());
+    if (on_flush) on_flush(snapshots.back());
     return 0;
   }
 };
@@ -97,6 +101,25 @@ TEST_F(CliTest, GenerateStreamsTextInOrderFlushingEachChunkAndSummarises) {
   EXPECT_EQ(state_.generate_requests[0].text(), "Hi there");
 }
 
+TEST_F(CliTest, GenerateSummaryNamesTheMatchedStopAndListsLogprobs) {
+  state_.edit_final = [](supra::v1::Final* final) {
+    final->set_finish_reason(supra::v1::FINISH_REASON_STOP_STRING);
+    final->set_stop_string("\n\"x");
+  };
+  const CliResult result = Run({"generate", "--logprobs", "2", "Hi"});
+  ASSERT_EQ(result.code, 0) << result.err;
+  EXPECT_THAT(result.err, HasSubstr("finish_reason=STOP_STRING stop_string=\"\\n\\\"x\" prompt_tokens=2"));
+  // One logprob line per token: id, logprob, then the top alternatives.
+  EXPECT_THAT(result.err, HasSubstr("  10 -0.5 [top: 10:-0.5 11:-1.5]\n"));
+  EXPECT_THAT(result.err, HasSubstr("  12 -0.5 [top: 12:-0.5 13:-1.5]\n"));
+
+  state_.edit_final = [](supra::v1::Final* final) {
+    final->set_finish_reason(supra::v1::FINISH_REASON_STOP_TOKEN);
+    final->set_stop_token_id(2);
+  };
+  EXPECT_THAT(Run({"generate", "Hi"}).err, HasSubstr("finish_reason=STOP_TOKEN stop_token_id=2 "));
+}
+
 TEST_F(CliTest, GenerateJsonPrintsEveryResponseAsOneJsonLine) {
   const CliResult result = Run({"--json", "generate", "--seed", "7", "--logprobs", "1", "Hi"});
   ASSERT_EQ(result.code, 0) << result.err;
@@ -153,11 +176,38 @@ TEST_F(CliTest, GenerateSetsOnlyTheOptionalFieldsGiven) {
 }
 
 TEST_F(CliTest, GenerateCopiesEveryFlagIntoTheRequest) {
-  const CliResult result = Run({"generate", "--session", "s1", "--create-session", "--expected-length", "0",
-                                "--top-p", "0.9", "--min-p", "0.05", "--repetition-penalty", "1.1",
-                                "--presence-penalty=-0.5", "--frequency-penalty", "0.25", "--penalty-window", "64",
-                                "--stop", "END", "--stop", "\n\n", "--stop-token", "7", "--stop-token", "9",
-                                "--ignore-eos", "--logprobs", "0", "--request-id", "r-9", "--", "--not-a-flag"});
+  const CliResult result = Run({"generate",
+                                "--session",
+                                "s1",
+                                "--create-session",
+                                "--expected-length",
+                                "0",
+                                "--top-p",
+                                "0.9",
+                                "--min-p",
+                                "0.05",
+                                "--repetition-penalty",
+                                "1.1",
+                                "--presence-penalty=-0.5",
+                                "--frequency-penalty",
+                                "0.25",
+                                "--penalty-window",
+                                "64",
+                                "--stop",
+                                "END",
+                                "--stop",
+                                "\n\n",
+                                "--stop-token",
+                                "7",
+                                "--stop-token",
+                                "9",
+                                "--ignore-eos",
+                                "--logprobs",
+                                "0",
+                                "--request-id",
+                                "r-9",
+                                "--",
+                                "--not-a-flag"});
   ASSERT_EQ(result.code, 0) << result.err;
   ASSERT_EQ(state_.generate_requests.size(), 1U);
   const supra::v1::GenerateRequest& request = state_.generate_requests[0];
@@ -214,8 +264,9 @@ TEST_F(CliTest, NoTokenSendsNoAuthorization) {
 }
 
 TEST_F(CliTest, TokenOnTheCommandLineIsRefused) {
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"--token", "abc", "info"}, {"info", "--token=abc"}, {"generate", "--token", "x", "Hi"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--token", "abc", "info"},
+                                               {"info", "--token=abc"},
+                                               {"generate", "--token", "x", "Hi"}}) {
     const CliResult result = Run(args);
     EXPECT_EQ(result.code, kExitUsage);
     EXPECT_THAT(result.err, HasSubstr("--token-file"));
@@ -535,8 +586,14 @@ TEST_F(CliTest, HelpExitsZeroAndDocumentsExitCodes) {
   EXPECT_EQ(state_.calls(), 0);
 }
 
+// The fake streams one chunk and then waits for the cancellation; the test
+// interrupts once the CLI has printed that chunk (as a user pressing Ctrl-C
+// after seeing it), so the order is fixed.
 TEST_F(CliTest, InterruptWhileStreamingCancelsTheCallAndExits130) {
-  state_.after_first_chunk = [this] { interrupter_.Interrupt(); };
+  state_.after_first_chunk = [] {};
+  out_buffer_.on_flush = [this](const std::string& text) {
+    if (text == "Hel") interrupter_.Interrupt();
+  };
   const CliResult result = Run({"generate", "--session", "s1", "Hi"});
   EXPECT_EQ(result.code, kExitInterrupted) << result.err;
   EXPECT_EQ(result.out, "Hel\n");  // what streamed before the interrupt, then a newline
@@ -545,9 +602,13 @@ TEST_F(CliTest, InterruptWhileStreamingCancelsTheCallAndExits130) {
 }
 
 TEST_F(CliTest, InterruptDuringChatEndsTheLoopWith130) {
-  state_.after_first_chunk = [this] { interrupter_.Interrupt(); };
+  state_.after_first_chunk = [] {};
+  out_buffer_.on_flush = [this](const std::string& text) {
+    if (text == "Hel") interrupter_.Interrupt();
+  };
   const CliResult result = Run({"chat"}, "a\nb\nc\n");
   EXPECT_EQ(result.code, kExitInterrupted) << result.err;
+  EXPECT_EQ(result.out, "Hel\n");
   EXPECT_EQ(state_.generate_requests.size(), 1U);
 }
 
@@ -555,6 +616,60 @@ TEST_F(CliTest, InterruptBeforeTheCallCancelsItAtOnce) {
   interrupter_.Interrupt();
   const CliResult result = Run({"sessions", "get", "s1"});
   EXPECT_EQ(result.code, kExitInterrupted);
+}
+
+std::string TlsFile(const std::string& name) { return std::string(SUPRA_CLIENT_TLS_DIR) + "/" + name; }
+
+std::string ReadTlsFile(const std::string& name) {
+  std::ifstream file(TlsFile(name));
+  std::stringstream data;
+  data << file.rdbuf();
+  return data.str();
+}
+
+// A fake that requires TLS with a client certificate signed by the test CA.
+class CliTlsTest : public ::testing::Test {
+ protected:
+  static std::shared_ptr<grpc::ServerCredentials> MutualTls() {
+    grpc::SslServerCredentialsOptions options(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    options.pem_root_certs = ReadTlsFile("ca.pem");
+    options.pem_key_cert_pairs.push_back({ReadTlsFile("server.key"), ReadTlsFile("server.pem")});
+    return grpc::SslServerCredentials(options);
+  }
+
+  int Run(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--target", server_.target(), "--timeout", "30"});
+    std::istringstream in;
+    std::ostringstream out;
+    env_.variables["SUPRA_TOKEN"] = "tls-token";
+    return RunCli(args, in, out, err_, env_);
+  }
+
+  FakeServer server_{MutualTls()};
+  Environment env_;
+  std::ostringstream err_;
+};
+
+TEST_F(CliTlsTest, MutualTlsWithTheFlagsConnects) {
+  ASSERT_FALSE(server_.target().empty());
+  EXPECT_EQ(Run({"--ca-cert", TlsFile("ca.pem"), "--client-cert", TlsFile("client.pem"), "--client-key",
+                 TlsFile("client.key"), "--tls-server-name", "supra.test", "info"}),
+            0)
+      << err_.str();
+  ASSERT_EQ(server_.state().authorizations.size(), 1U);
+  EXPECT_EQ(server_.state().authorizations[0], "Bearer tls-token");
+}
+
+TEST_F(CliTlsTest, HandshakeFailuresAreUnavailable) {
+  // No client certificate: the server refuses the handshake.
+  EXPECT_EQ(Run({"--ca-cert", TlsFile("ca.pem"), "--tls-server-name", "supra.test", "info"}), kExitUnavailable);
+  // Plaintext to a TLS port.
+  EXPECT_EQ(Run({"info"}), kExitUnavailable);
+  // The server's certificate does not name the host we asked for.
+  EXPECT_EQ(Run({"--ca-cert", TlsFile("ca.pem"), "--client-cert", TlsFile("client.pem"), "--client-key",
+                 TlsFile("client.key"), "--tls-server-name", "other.test", "info"}),
+            kExitUnavailable);
+  EXPECT_EQ(server_.state().calls(), 0);
 }
 
 }  // namespace

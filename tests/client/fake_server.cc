@@ -20,8 +20,8 @@ std::string Authorization(const grpc::ServerContext* context) {
 
 // Records the call; returns the status every call fails with (OK: serve it).
 template <typename Request>
-grpc::Status Record(FakeState& state, const grpc::ServerContext* context, const char* method,
-                    std::vector<Request>& log, const Request& request) {
+grpc::Status Record(FakeState& state, const grpc::ServerContext* context, const char* method, std::vector<Request>& log,
+                    const Request& request) {
   std::lock_guard<std::mutex> lock(state.mu);
   state.methods.emplace_back(method);
   state.authorizations.push_back(Authorization(context));
@@ -51,12 +51,14 @@ class FakeInference final : public supra::v1::InferenceService::Service {
     }
     std::vector<std::string> texts;
     std::function<void()> after_first_chunk;
+    std::function<void(supra::v1::Final*)> edit_final;
     std::string session_id;
     int64_t resumed = 0;
     {
       std::lock_guard<std::mutex> lock(state.mu);
       texts = state.chunk_texts;
       after_first_chunk = state.after_first_chunk;
+      edit_final = state.edit_final;
       if (request->has_session_id()) {
         session_id = request->session_id();
       } else if (request->create_session()) {
@@ -100,6 +102,7 @@ class FakeInference final : public supra::v1::InferenceService::Service {
     final->set_session_id(session_id);
     final->set_session_length(resumed + 2 + static_cast<int64_t>(texts.size()));
     final->set_seed(request->sampling().has_seed() ? request->sampling().seed() : 42);
+    if (edit_final) edit_final(final);
     if (!session_id.empty()) {
       std::lock_guard<std::mutex> lock(state.mu);
       state.session_lengths[session_id] = final->session_length();
@@ -212,14 +215,15 @@ class FakeModel final : public supra::v1::ModelService::Service {
 
 }  // namespace
 
-FakeServer::FakeServer() : state_(std::make_shared<FakeState>()) {
+FakeServer::FakeServer(std::shared_ptr<grpc::ServerCredentials> credentials) : state_(std::make_shared<FakeState>()) {
   services_.push_back(std::make_unique<FakeInference>(state_));
   services_.push_back(std::make_unique<FakeSessions>(state_));
   services_.push_back(std::make_unique<FakeModel>(state_));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort("127.0.0.1:0", credentials != nullptr ? credentials : grpc::InsecureServerCredentials(),
+                           &port);
   for (const std::unique_ptr<grpc::Service>& service : services_) builder.RegisterService(service.get());
   server_ = builder.BuildAndStart();
   if (server_ != nullptr && port > 0) target_ = "127.0.0.1:" + std::to_string(port);

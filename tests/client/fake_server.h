@@ -42,6 +42,8 @@ struct FakeState {
   // Generate streams these chunk texts (token ids 10, 11, ...), then a Final
   // (FINISH_REASON_LENGTH, 2 prompt tokens, seed 42 unless given).
   std::vector<std::string> chunk_texts = {"Hel", "lo", " world"};
+  // Set: edits the Final before it is sent.
+  std::function<void(supra::v1::Final*)> edit_final;
   // Session lengths the fake keeps: Generate adds 2 + the chunk count.
   std::map<std::string, int64_t> session_lengths;
   int created_sessions = 0;
@@ -62,7 +64,8 @@ struct FakeState {
 
 class FakeServer {
  public:
-  FakeServer();
+  // Listens on 127.0.0.1 with `credentials` (null: plaintext).
+  explicit FakeServer(std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);
   ~FakeServer();
   FakeServer(const FakeServer&) = delete;
   FakeServer& operator=(const FakeServer&) = delete;

@@ -1,9 +1,10 @@
 // Unit tests of supra-cli's flag parser, number parsing, exit-code table and
 // hand-written grpc.health.v1 wire format.
+#include "client/flags.h"
+
 #include <string>
 #include <vector>
 
-#include "client/flags.h"
 #include "client/invocation.h"
 #include "client/model_commands.h"
 #include "gmock/gmock.h"
@@ -95,12 +96,21 @@ TEST(ExitCodeTest, StatusCodesMapToTheDocumentedExitCodes) {
   EXPECT_EQ(ExitCodeForStatus(grpc::StatusCode::INVALID_ARGUMENT), 8);
 }
 
+TEST(ExitCodeTest, StatusCodeNames) {
+  EXPECT_EQ(StatusCodeName(grpc::StatusCode::OK), "OK");
+  EXPECT_EQ(StatusCodeName(grpc::StatusCode::FAILED_PRECONDITION), "FAILED_PRECONDITION");
+  EXPECT_EQ(StatusCodeName(grpc::StatusCode::UNAUTHENTICATED), "UNAUTHENTICATED");
+  EXPECT_EQ(StatusCodeName(static_cast<grpc::StatusCode>(99)), "CODE_99");
+}
+
 TEST(HealthWireTest, RequestAndResponseBytes) {
   EXPECT_EQ(EncodeHealthCheckRequest(""), "");
-  EXPECT_EQ(EncodeHealthCheckRequest("ab"), std::string("\x0a\x02" "ab", 4));
-  EXPECT_EQ(DecodeHealthCheckResponse(""), 0);                           // UNKNOWN, the default
-  EXPECT_EQ(DecodeHealthCheckResponse(std::string("\x08\x01", 2)), 1);    // SERVING
-  EXPECT_EQ(DecodeHealthCheckResponse(std::string("\x08\x02", 2)), 2);    // NOT_SERVING
+  EXPECT_EQ(EncodeHealthCheckRequest("ab"), std::string("\x0a\x02"
+                                                        "ab",
+                                                        4));
+  EXPECT_EQ(DecodeHealthCheckResponse(""), 0);                                   // UNKNOWN, the default
+  EXPECT_EQ(DecodeHealthCheckResponse(std::string("\x08\x01", 2)), 1);           // SERVING
+  EXPECT_EQ(DecodeHealthCheckResponse(std::string("\x08\x02", 2)), 2);           // NOT_SERVING
   EXPECT_EQ(DecodeHealthCheckResponse(std::string("\x12\x01x\x08\x01", 5)), 1);  // unknown field skipped
   EXPECT_EQ(DecodeHealthCheckResponse(std::string("\x08", 1)), std::nullopt);    // truncated
 }
