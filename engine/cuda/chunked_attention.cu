@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/attention_common.cuh"
 #include "engine/cuda/chunked_attention.h"
+#include "engine/cuda/chunked_attention_tc.h"
 #include "engine/cuda/cuda_status.h"
 
 namespace supra::cuda {
@@ -126,7 +127,7 @@ __device__ __forceinline__ void LoadV(const __nv_bfloat16* __restrict__ v_rows, 
 // (so at most 128 registers per thread).
 template <typename StateT>
 __global__ void __launch_bounds__(kThreads, 2)
-    ChunkedAttentionKernel(AttentionDims dims,
+    ChunkedAttentionSimtKernel(AttentionDims dims,
                            const float* __restrict__ q,          // [rows, H·F]
                            const float* __restrict__ k,          // [rows, Hk·F]
                            const __nv_bfloat16* __restrict__ v,  // [rows, v_stride]
@@ -397,7 +398,8 @@ bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 template <typename StateT>
 absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
                        int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks, int num_chunks,
-                       int rows, const StatePoolLayer<StateT>& state, __nv_bfloat16* out, cudaStream_t stream) {
+                       int rows, const StatePoolLayer<StateT>& state, __nv_bfloat16* out, cudaStream_t stream,
+                       ChunkedAttentionKernel which) {
   absl::Status status =
       attention_internal::ValidateAttentionArgs("chunked attention", dims, q, k, v, v_stride, gammas, state, out, rows);
   if (!status.ok()) return status;
@@ -410,11 +412,15 @@ absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k
   }
   if (num_chunks == 0 || rows == 0) return absl::OkStatus();
   if (chunks == nullptr) return absl::InvalidArgumentError("chunked attention: null chunks");
+  if (which != ChunkedAttentionKernel::kSimt) {
+    return attention_internal::LaunchChunkedAttentionTensorCore(dims, q, k, v, v_stride, gammas, chunks, num_chunks,
+                                                                rows, state, out, stream);
+  }
 
   const int tiles = (dims.value_dim + kTD - 1) / kTD;  // <= 8: a portable cluster
   const bool vec_qk = dims.features % 4 == 0 && Aligned16(q) && Aligned16(k);
   const size_t smem_bytes = static_cast<size_t>(MakeLayout(dims.features).total) * sizeof(float);
-  auto* kernel = &ChunkedAttentionKernel<StateT>;
+  auto* kernel = &ChunkedAttentionSimtKernel<StateT>;
   CUDA_RETURN_IF_ERROR(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
   cudaLaunchConfig_t config = {};
@@ -441,15 +447,15 @@ absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k
 absl::Status LaunchChunkedAttention(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
                                     int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks,
                                     int num_chunks, int rows, StatePoolLayer<float> state, __nv_bfloat16* out,
-                                    cudaStream_t stream) {
-  return LaunchAny(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream);
+                                    cudaStream_t stream, ChunkedAttentionKernel kernel) {
+  return LaunchAny(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream, kernel);
 }
 
 absl::Status LaunchChunkedAttention(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
                                     int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks,
                                     int num_chunks, int rows, StatePoolLayer<__nv_bfloat16> state, __nv_bfloat16* out,
-                                    cudaStream_t stream) {
-  return LaunchAny(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream);
+                                    cudaStream_t stream, ChunkedAttentionKernel kernel) {
+  return LaunchAny(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream, kernel);
 }
 
 }  // namespace supra::cuda

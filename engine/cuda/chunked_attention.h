@@ -5,21 +5,28 @@
 //   P ← γ^C P + Σ_j γ^{C−j} k̃_jᵀ v_j
 // with γ^t = exp(t·log γ), t ≤ 64 (never a quotient of powers).
 //
-// Layout: one thread block per (32-column tile of Dv, head, chunk); the tiles
-// of one (chunk, head) form a thread-block cluster (at most 8 blocks). A
-// block keeps its F×32 tile of the state in shared memory for the whole chunk
-// (read from the pool once, written once) and walks the chunk in sub-chunks of
-// 64 rows. Per sub-chunk, shared-memory-tiled fp32 products on the SIMT
-// cores (fp32 accumulation; no tensor cores, whose tf32/bf16 inputs would
-// miss the 1e-5 state tolerance): scores Q·K̃ᵀ split over the cluster by
-// features and summed through distributed shared memory, O = diag(γ^i)·Q·P +
-// (M ⊙ S)·V, P ← γ^L P + (diag(γ^{L−j}) K̃)ᵀ·V, and GroupNorm statistics
-// combined over the cluster (per-tile sums and squared deviations, Chan et
-// al.), so one launch does everything. Cluster barriers are split (arrive,
-// local work, wait) to hide their latency. 109 KiB of shared memory and at
-// most 128 registers per thread at F = 128, so two blocks share an SM (each
-// hides the other's load latency) and 128 blocks of 4-block clusters run in
-// one wave (an H200 holds at most 30 such clusters at one block per SM).
+// Two kernels compute it; LaunchChunkedAttention picks one (see
+// ChunkedAttentionKernel). Both use one thread block per (32-column tile of
+// Dv, head, chunk), the tiles of one (chunk, head) forming a thread-block
+// cluster (at most 8 blocks); a block keeps its F×32 tile of the state on
+// chip for the whole chunk (read from the pool once, written once), walks the
+// chunk in sub-chunks of 64 rows and combines the GroupNorm statistics over
+// the cluster through distributed shared memory (per-tile sums and squared
+// deviations, Chan et al.), so one launch does everything.
+//
+// Tensor-core kernel (chunked_attention_tc.{h,cu}, the default): every
+// product (Q·K̃ᵀ, Q·P, (M ⊙ S)·V, K̃ᵀ·V) on mma.sync tf32 in 3xTF32 form
+// (near-fp32 accuracy), the state tile in registers, double-buffered
+// asynchronous loads of the next sub-chunk; layout, budgets and error
+// analysis in chunked_attention_tc.h.
+//
+// SIMT kernel (chunked_attention.cu, kept as the reference and fallback):
+// shared-memory-tiled fp32 products on the SIMT cores: scores Q·K̃ᵀ split
+// over the cluster by features and summed through distributed shared memory,
+// O = diag(γ^i)·Q·P + (M ⊙ S)·V, P ← γ^L P + (diag(γ^{L−j}) K̃)ᵀ·V. Cluster
+// barriers are split (arrive, local work, wait) to hide their latency. 109 KiB
+// of shared memory and at most 128 registers per thread at F = 128, so two
+// blocks share an SM.
 #ifndef SUPRA_ENGINE_CUDA_CHUNKED_ATTENTION_H_
 #define SUPRA_ENGINE_CUDA_CHUNKED_ATTENTION_H_
 
@@ -50,6 +57,10 @@ inline constexpr int kChunkedAttentionSubChunk = 64;
 // live in shared memory.
 inline constexpr int kMaxChunkedAttentionFeatures = 128;
 
+// Which kernel runs a launch. kAuto: the tensor-core kernel (it supports
+// every shape the launcher accepts). The others are for tests and timing.
+enum class ChunkedAttentionKernel { kAuto, kSimt, kTensorCore };
+
 // The chunks of one launch must have disjoint rows and distinct slots (they
 // run in parallel). A chunk whose rows fall outside [0, rows), whose length
 // is not positive or whose slot is outside [0, state.slots) is skipped (state
@@ -67,7 +78,8 @@ absl::Status LaunchChunkedAttention(const AttentionDims& dims,
                                     int num_chunks, int rows,
                                     StatePoolLayer<float> state,  // [slots, layers, H, F, Dv], fp32
                                     __nv_bfloat16* out,           // [rows, H·Dv], bf16, GroupNorm'ed
-                                    cudaStream_t stream);
+                                    cudaStream_t stream,
+                                    ChunkedAttentionKernel kernel = ChunkedAttentionKernel::kAuto);
 
 // The same with a bf16 state pool (rounded to nearest once per launch).
 absl::Status LaunchChunkedAttention(const AttentionDims& dims,
@@ -80,7 +92,8 @@ absl::Status LaunchChunkedAttention(const AttentionDims& dims,
                                     int num_chunks, int rows,
                                     StatePoolLayer<__nv_bfloat16> state,  // [slots, layers, H, F, Dv], bf16
                                     __nv_bfloat16* out,                   // [rows, H·Dv], bf16
-                                    cudaStream_t stream);
+                                    cudaStream_t stream,
+                                    ChunkedAttentionKernel kernel = ChunkedAttentionKernel::kAuto);
 
 }  // namespace supra::cuda
 

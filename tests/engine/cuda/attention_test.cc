@@ -1,8 +1,9 @@
 // Parity of the linear-attention kernels with the CPU reference:
 // LaunchRecurrentAttention (decode) against cpu::RecurrentAttention +
-// cpu::GroupNorm, LaunchChunkedAttention (prefill) against
-// cpu::ChunkedAttention + cpu::GroupNorm, and chunked prefill over several
-// launches == token-by-token decode on the GPU. Outputs and updated states
+// cpu::GroupNorm, LaunchChunkedAttention (prefill, both its SIMT and its
+// tensor-core 3xTF32 kernel) against cpu::ChunkedAttention + cpu::GroupNorm,
+// and chunked prefill over several launches == token-by-token decode on the
+// GPU. Outputs and updated states
 // are both compared; state blocks the kernel must not touch must stay
 // bit-identical, and output rows no chunk covers must stay poisoned.
 //
@@ -15,7 +16,10 @@
 // - outputs (bf16, after GroupNorm): 1e-2. Rounding to bf16 costs up to 2^-9
 //   of a value; the kernels' fp32 sums differ from the CPU's float64 ones by
 //   ~1e-6, which GroupNorm scales by 1/std of the head's outputs (about 1 here).
-// - fp32 states: 1e-5. Each step sums at most F + 64 fp32 products.
+// - fp32 states: 1e-5. Each step sums at most F + 64 fp32 products. The
+//   tensor-core kernel meets the same bound: its 3xTF32 products are within
+//   ~2^-21 of the fp32 ones and its mma accumulation truncates at most about
+//   an ulp per 8 products (analysis in engine/cuda/chunked_attention_tc.h).
 // - bf16 states: each element within half a bf16 ulp (2^-8 relative) of the
 //   CPU's fp32 result, plus 1e-5 of the largest value: the kernel rounds its
 //   fp32 result once (the round trip bf16 -> fp32 -> bf16 adds nothing else).
@@ -32,6 +36,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -110,15 +115,22 @@ struct Inputs {
   int64_t v_stride = 0, v_offset = 0;
 };
 
-Inputs EmptyInputs(const AttentionDims& d) {
+// With `aligned_v`, v starts at a multiple of 8 elements (16 bytes) and the
+// stride is one too, as in the backend's qkv buffer (the kernels' vector
+// loads); otherwise the odd offset above (their scalar paths).
+Inputs EmptyInputs(const AttentionDims& d, bool aligned_v = false) {
   Inputs in;
   in.v_offset = int64_t{d.heads + d.value_heads} * d.features + 1;
   in.v_stride = in.v_offset + int64_t{d.value_heads} * d.value_dim;
+  if (aligned_v) {
+    in.v_offset = (in.v_offset + 7) / 8 * 8;
+    in.v_stride = (in.v_offset + int64_t{d.value_heads} * d.value_dim + 7) / 8 * 8;
+  }
   return in;
 }
 
-Inputs MakeInputs(const AttentionDims& d, int rows, uint32_t seed) {
-  Inputs in = EmptyInputs(d);
+Inputs MakeInputs(const AttentionDims& d, int rows, uint32_t seed, bool aligned_v = false) {
+  Inputs in = EmptyInputs(d, aligned_v);
   in.rows = rows;
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -230,6 +242,16 @@ std::vector<ShapeCase> Shapes() {
 }
 
 std::string ShapeName(const ::testing::TestParamInfo<ShapeCase>& info) { return info.param.name; }
+
+// The prefill shapes: the decode ones plus feature counts that are not a
+// multiple of 8 or 16 (the tensor-core kernel pads F to 16 with zeros).
+std::vector<ShapeCase> ChunkedShapes() {
+  std::vector<ShapeCase> shapes = Shapes();
+  shapes.push_back({"f20_dv64", {8, 4, 4, 20, 64}});    // F % 16 == 4: vector loads, zero padding to 32
+  shapes.push_back({"f100_dv128", {4, 2, 2, 100, 128}});  // F % 8 == 4, full Dv tiles
+  shapes.push_back({"f33_dv72", {4, 4, 2, 33, 72}});    // odd F (scalar loads), Dv % 32 == 8
+  return shapes;
+}
 
 // ---- decode ---------------------------------------------------------------
 
@@ -349,7 +371,7 @@ struct ChunkSpec {
 
 template <typename StateT>
 void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::vector<ChunkSpec>& specs,
-                      uint32_t seed) {
+                      uint32_t seed, ChunkedAttentionKernel kernel, bool aligned_v = false) {
   const int64_t elems = StateElems(d), hdv = int64_t{d.heads} * d.value_dim;
   std::vector<AttentionChunkDesc> descs;
   std::vector<bool> covered;
@@ -361,7 +383,7 @@ void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::v
     covered.insert(covered.end(), c.length, true);
     rows += c.length;
   }
-  const Inputs in = MakeInputs(d, rows, seed);
+  const Inputs in = MakeInputs(d, rows, seed, aligned_v);
   const std::vector<float> gammas = Gammas(d.heads);
   const std::vector<float> pool =
       MakeStates(static_cast<size_t>(spec.slots) * spec.layers * elems, seed + 1, kIsBf16<StateT>);
@@ -390,7 +412,7 @@ void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::v
   auto out = PoisonedBuffer<__nv_bfloat16>(rows * hdv);
   const absl::Status status = LaunchChunkedAttention(
       d, q.data(), k.data(), v.data() + in.v_offset, in.v_stride, g.data(), c.data(), static_cast<int>(descs.size()),
-      rows, StatePoolLayer<StateT>{pool_d.data(), spec.slots, spec.layers, spec.layer}, out.data(), nullptr);
+      rows, StatePoolLayer<StateT>{pool_d.data(), spec.slots, spec.layers, spec.layer}, out.data(), nullptr, kernel);
   ASSERT_TRUE(status.ok()) << status;
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const std::vector<float> got_out = DownloadBf16(out);
@@ -410,7 +432,19 @@ void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::v
   ExpectPoolMatches<StateT>(DownloadState(pool_d), want_pool, elems, touched);
 }
 
-class CudaChunkedAttentionTest : public ::testing::TestWithParam<ShapeCase> {};
+// Parameters: a shape and the kernel (SIMT or tensor cores) run explicitly.
+using ChunkedCase = std::tuple<ShapeCase, ChunkedAttentionKernel>;
+
+class CudaChunkedAttentionTest : public ::testing::TestWithParam<ChunkedCase> {
+ protected:
+  const AttentionDims& dims() const { return std::get<0>(GetParam()).dims; }
+  ChunkedAttentionKernel kernel() const { return std::get<1>(GetParam()); }
+};
+
+std::string ChunkedCaseName(const ::testing::TestParamInfo<ChunkedCase>& info) {
+  return std::get<0>(info.param).name +
+         (std::get<1>(info.param) == ChunkedAttentionKernel::kSimt ? "_simt" : "_tensor_core");
+}
 
 // Lengths 1, 7, 64 (one sub-chunk), 65 (one row more), 130 and 300 (several
 // sub-chunks, the last partial) in one launch, unordered slots with gaps and
@@ -419,17 +453,34 @@ const std::vector<ChunkSpec> kChunks = {{1, 131, 0}, {7, 3, 0}, {64, 128, 2}, {6
 
 TEST_P(CudaChunkedAttentionTest, MatchesCpuWithF32State) {
   SUPRA_SKIP_WITHOUT_GPU();
-  RunChunkedParity<float>(GetParam().dims, kSmallPool, kChunks, 31);
+  RunChunkedParity<float>(dims(), kSmallPool, kChunks, 31, kernel());
 }
 
 TEST_P(CudaChunkedAttentionTest, MatchesCpuWithBf16State) {
   SUPRA_SKIP_WITHOUT_GPU();
-  RunChunkedParity<__nv_bfloat16>(GetParam().dims, kSmallPool, kChunks, 32);
+  RunChunkedParity<__nv_bfloat16>(dims(), kSmallPool, kChunks, 32, kernel());
 }
 
 TEST_P(CudaChunkedAttentionTest, SingleRowChunks) {
   SUPRA_SKIP_WITHOUT_GPU();
-  RunChunkedParity<float>(GetParam().dims, PoolSpec{5, 2, 0}, {{1, 4, 0}, {1, 0, 0}, {1, 2, 0}}, 33);
+  RunChunkedParity<float>(dims(), PoolSpec{5, 2, 0}, {{1, 4, 0}, {1, 0, 0}, {1, 2, 0}}, 33, kernel());
+}
+
+// v at a 16-byte aligned offset and stride (the backend's layout: the
+// kernels' vector loads of V where Dv % 8 == 0), lengths around the
+// sub-chunk size (63, 64, 65, 127, 128, 129, 193: up to four sub-chunks, the
+// last one row long), both state dtypes.
+const std::vector<ChunkSpec> kChunksAroundSubChunks = {{63, 2, 0},   {64, 9, 0},    {65, 130, 3}, {127, 5, 0},
+                                                       {128, 64, 0}, {129, 11, 1}, {193, 1, 0}};
+
+TEST_P(CudaChunkedAttentionTest, MatchesCpuWithAlignedValuesF32State) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  RunChunkedParity<float>(dims(), kSmallPool, kChunksAroundSubChunks, 34, kernel(), /*aligned_v=*/true);
+}
+
+TEST_P(CudaChunkedAttentionTest, MatchesCpuWithAlignedValuesBf16State) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  RunChunkedParity<__nv_bfloat16>(dims(), kSmallPool, kChunksAroundSubChunks, 35, kernel(), /*aligned_v=*/true);
 }
 
 // A prompt prefilled over several launches (chunk rounds, the state carried
@@ -437,7 +488,7 @@ TEST_P(CudaChunkedAttentionTest, SingleRowChunks) {
 // from the same initial states: outputs and final states agree.
 TEST_P(CudaChunkedAttentionTest, MultiRoundPrefillEqualsTokenByTokenDecode) {
   SUPRA_SKIP_WITHOUT_GPU();
-  const AttentionDims d = GetParam().dims;
+  const AttentionDims d = dims();
   const int64_t hdv = int64_t{d.heads} * d.value_dim;
   const PoolSpec spec = kSmallPool;
   struct Sequence {
@@ -480,7 +531,8 @@ TEST_P(CudaChunkedAttentionTest, MultiRoundPrefillEqualsTokenByTokenDecode) {
     StatePoolLayer<float> layer = view;
     layer.data = pool_chunked.data();
     ASSERT_TRUE(LaunchChunkedAttention(d, q.data(), k.data(), v.data() + batch.v_offset, batch.v_stride, g.data(),
-                                       c.data(), static_cast<int>(descs.size()), batch.rows, layer, out.data(), nullptr)
+                                       c.data(), static_cast<int>(descs.size()), batch.rows, layer, out.data(), nullptr,
+                                       kernel())
                     .ok());
     const std::vector<float> got = DownloadBf16(out);
     for (size_t i = 0; i < descs.size(); ++i) {
@@ -527,7 +579,11 @@ TEST_P(CudaChunkedAttentionTest, MultiRoundPrefillEqualsTokenByTokenDecode) {
   EXPECT_LE(RelativeMaxError(Download(pool_chunked), Download(pool_decode)), kStateF32Tolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CudaChunkedAttentionTest, ::testing::ValuesIn(Shapes()), ShapeName);
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaChunkedAttentionTest,
+                         ::testing::Combine(::testing::ValuesIn(ChunkedShapes()),
+                                            ::testing::Values(ChunkedAttentionKernel::kSimt,
+                                                              ChunkedAttentionKernel::kTensorCore)),
+                         ChunkedCaseName);
 
 // ---- Mistral-SUPRA-sized pool with slots >= 128 (64-bit offsets) -----------
 
@@ -679,24 +735,28 @@ TEST(CudaRecurrentAttentionArgsTest, RefusesBadArguments) {
                   .ok());
 }
 
-absl::StatusCode PrefillCode(const AttentionDims& d, int num_chunks, int rows,
+absl::StatusCode PrefillCode(ChunkedAttentionKernel kernel, const AttentionDims& d, int num_chunks, int rows,
                              const AttentionChunkDesc* chunks = Fake<AttentionChunkDesc>()) {
   return LaunchChunkedAttention(d, Fake<float>(), Fake<float>(), Fake<__nv_bfloat16>(), 1024, Fake<float>(), chunks,
                                 num_chunks, rows, StatePoolLayer<__nv_bfloat16>{Fake<__nv_bfloat16>(), 4, 2, 1},
-                                Fake<__nv_bfloat16>(), nullptr)
+                                Fake<__nv_bfloat16>(), nullptr, kernel)
       .code();
 }
 
 TEST(CudaChunkedAttentionArgsTest, RefusesBadArguments) {
   const AttentionDims ok{4, 2, 2, 8, 8};
   constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
-  EXPECT_EQ(PrefillCode(AttentionDims{4, 2, 2, 129, 8}, 1, 10), kInvalid);  // F above 128
-  EXPECT_EQ(PrefillCode(AttentionDims{4, 2, 2, 8, 300}, 1, 10), kInvalid);  // Dv above 256
-  EXPECT_EQ(PrefillCode(ok, -1, 10), kInvalid);
-  EXPECT_EQ(PrefillCode(ok, 65536, 10), kInvalid);
-  EXPECT_EQ(PrefillCode(ok, 1, -1), kInvalid);
-  EXPECT_EQ(PrefillCode(ok, 1, 10, nullptr), kInvalid);
-  EXPECT_EQ(PrefillCode(ok, 0, 10, nullptr), absl::StatusCode::kOk);  // nothing to do
+  for (ChunkedAttentionKernel kernel :
+       {ChunkedAttentionKernel::kAuto, ChunkedAttentionKernel::kSimt, ChunkedAttentionKernel::kTensorCore}) {
+    SCOPED_TRACE(static_cast<int>(kernel));
+    EXPECT_EQ(PrefillCode(kernel, AttentionDims{4, 2, 2, 129, 8}, 1, 10), kInvalid);  // F above 128
+    EXPECT_EQ(PrefillCode(kernel, AttentionDims{4, 2, 2, 8, 300}, 1, 10), kInvalid);  // Dv above 256
+    EXPECT_EQ(PrefillCode(kernel, ok, -1, 10), kInvalid);
+    EXPECT_EQ(PrefillCode(kernel, ok, 65536, 10), kInvalid);
+    EXPECT_EQ(PrefillCode(kernel, ok, 1, -1), kInvalid);
+    EXPECT_EQ(PrefillCode(kernel, ok, 1, 10, nullptr), kInvalid);
+    EXPECT_EQ(PrefillCode(kernel, ok, 0, 10, nullptr), absl::StatusCode::kOk);  // nothing to do
+  }
 }
 
 // ---- timing (not a test: run with --gtest_also_run_disabled_tests) --------
@@ -750,10 +810,15 @@ void TimeMistral() {
     const char* name;
     int sequences, length, rounds;  // each sequence split into `rounds` consecutive chunks, one launch each
   };
+  struct Kernel {
+    const char* name;
+    ChunkedAttentionKernel kernel;
+  };
   for (const Plan& plan : {Plan{"1x2048, one chunk", 1, 2048, 1}, Plan{"1x2048, 32 rounds of 64", 1, 2048, 32},
-                           Plan{"8x256, one chunk each", 8, 256, 1}, Plan{"2x2048, one chunk each", 2, 2048, 1}}) {
+                           Plan{"8x256, one chunk each", 8, 256, 1}, Plan{"2x2048, one chunk each", 2, 2048, 1},
+                           Plan{"8x2048, one chunk each", 8, 2048, 1}}) {
     const int rows = plan.sequences * plan.length;
-    const Inputs in = MakeInputs(d, rows, 63);
+    const Inputs in = MakeInputs(d, rows, 63, /*aligned_v=*/true);  // the backend's qkv layout
     const auto q = Upload(in.q);
     const auto k = Upload(in.k);
     const auto v = UploadBf16(in.v);
@@ -765,19 +830,25 @@ void TimeMistral() {
       rounds.push_back(Upload(descs));
     }
     auto out = PoisonedBuffer<__nv_bfloat16>(static_cast<size_t>(rows) * d.heads * d.value_dim);
-    const double ms = MillisecondsPerCall(
-        [&] {
-          for (const auto& c : rounds) {
-            (void)LaunchChunkedAttention(d, q.data(), k.data(), v.data() + in.v_offset, in.v_stride, g.data(), c.data(),
-                                         plan.sequences, rows, layer, out.data(), nullptr);
-          }
-        },
-        5);
-    const double flops = 2.0 * rows * d.heads * (2.0 * d.features * d.value_dim + 32.0 * (d.features + d.value_dim));
-    std::printf(
-        "prefill %s state, %s: %8.3f ms per layer, %6.2f ms for 32 layers, %8.0f tokens/s (attention only), "
-        "%5.1f TFLOP/s useful\n",
-        dtype, plan.name, ms, 32 * ms, rows / (32 * ms * 1e-3), flops / (ms * 1e-3) / 1e12);
+    double simt_ms = 0;
+    for (const Kernel& kernel :
+         {Kernel{"simt", ChunkedAttentionKernel::kSimt}, Kernel{"tensor core", ChunkedAttentionKernel::kTensorCore}}) {
+      const double ms = MillisecondsPerCall(
+          [&] {
+            for (const auto& c : rounds) {
+              (void)LaunchChunkedAttention(d, q.data(), k.data(), v.data() + in.v_offset, in.v_stride, g.data(),
+                                           c.data(), plan.sequences, rows, layer, out.data(), nullptr, kernel.kernel);
+            }
+          },
+          5);
+      if (kernel.kernel == ChunkedAttentionKernel::kSimt) simt_ms = ms;
+      const double flops = 2.0 * rows * d.heads * (2.0 * d.features * d.value_dim + 32.0 * (d.features + d.value_dim));
+      std::printf(
+          "prefill %s state, %-24s %-11s: %8.3f ms per layer, %6.2f ms for 32 layers, %8.0f tokens/s (attention "
+          "only), %5.1f TFLOP/s useful, %.2fx the SIMT kernel's speed\n",
+          dtype, plan.name, kernel.name, ms, 32 * ms, rows / (32 * ms * 1e-3), flops / (ms * 1e-3) / 1e12,
+          simt_ms / ms);
+    }
   }
 }
 

@@ -1,0 +1,523 @@
+// The chunked attention kernel on tensor cores (3xTF32); the layout and the
+// error analysis are in chunked_attention_tc.h.
+#include <cooperative_groups.h>
+
+#include <cstdint>
+
+#include "engine/cuda/attention_common.cuh"
+#include "engine/cuda/chunked_attention_tc.h"
+#include "engine/cuda/cuda_status.h"
+
+namespace supra::cuda::attention_internal {
+namespace {
+
+namespace cg = cooperative_groups;
+
+constexpr int kThreads = 256;
+constexpr int kT = kChunkedAttentionSubChunk;  // rows of one sub-chunk
+constexpr int kTD = 32;                        // Dv columns per block
+constexpr int kLdV = 40;                       // bf16 per V row: 20 words, B fragments conflict-free
+constexpr int kLdP = 40;                       // floats per row of P hi/lo: ≡ 8 mod 32, B fragments conflict-free
+constexpr int kLdSw = kT + 4;                  // floats per row of Sw hi/lo: ≡ 4 mod 32, A fragments conflict-free
+constexpr int kDecaySlots = 80;                // γ^t for t = 0..64, padded to 16 bytes
+constexpr int kMaxTiles = kMaxAttentionValueDim / kTD;
+static_assert(kT == 64 && kTD == 32 && kThreads == 256, "the warp roles below assume these sizes");
+static_assert(kT * kTD / 8 == kThreads, "one 16-byte V copy per thread");
+
+// Byte offsets into the dynamic shared memory, each a multiple of 16. The two
+// buffers of Q, K̃ and V follow each other (buffer b at offset + b · bytes).
+struct TcLayout {
+  int f16;       // F rounded up to a multiple of 16 (padding columns of Q, K̃ and rows of P are zero)
+  int ld_qk;     // floats per row of the Q and K̃ tiles: f16 + 4 ≡ 4 or 20 mod 32, fragment loads conflict-free
+  int qk_bytes;  // one Q or K̃ buffer
+  int q;         // 2 × [kT, ld_qk] fp32
+  int k;         // 2 × [kT, ld_qk] fp32
+  int v;         // 2 × [kT, kLdV] bf16
+  int ph;        // [f16, kLdP] fp32, tf32 high parts of the state tile
+  int pl;        // [f16, kLdP] fp32, tf32 low parts
+  int sw_hi;     // [kT, kLdSw] fp32: Sw[i][j] = γ^{i−j} q_i·k̃_j for j ≤ i < len, else 0 (tf32 high part)
+  int sw_lo;     // [kT, kLdSw] fp32 (tf32 low part)
+  int decay;     // [kDecaySlots] fp32
+  int stats;     // [2 parities][2 column halves][kT] float2: per row, sum and squared deviations (read by the cluster)
+  int total;
+};
+
+constexpr int kVBytes = kT * kLdV * 2;  // one V buffer
+
+__host__ __device__ inline TcLayout MakeTcLayout(int f_dim) {
+  TcLayout l{};
+  l.f16 = (f_dim + 15) / 16 * 16;
+  l.ld_qk = l.f16 + 4;
+  l.qk_bytes = kT * l.ld_qk * 4;
+  l.q = 0;
+  l.k = l.q + 2 * l.qk_bytes;
+  l.v = l.k + 2 * l.qk_bytes;
+  l.ph = l.v + 2 * kVBytes;
+  l.pl = l.ph + l.f16 * kLdP * 4;
+  l.sw_hi = l.pl + l.f16 * kLdP * 4;
+  l.sw_lo = l.sw_hi + kT * kLdSw * 4;
+  l.decay = l.sw_lo + kT * kLdSw * 4;
+  l.stats = l.decay + kDecaySlots * 4;
+  l.total = l.stats + 2 * 2 * kT * 8;
+  return l;
+}
+
+// ---- 3xTF32 ----------------------------------------------------------------
+
+// x rounded to the nearest tf32 (ties away from zero), as the bits of an fp32
+// whose low 13 bits are zero.
+__device__ __forceinline__ uint32_t RoundTf32(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
+
+// x = hi + lo + O(2^-22 |x|), both exact tf32 values.
+__device__ __forceinline__ void SplitTf32(float x, uint32_t& hi, uint32_t& lo) {
+  hi = RoundTf32(x);
+  lo = RoundTf32(x - __uint_as_float(hi));  // the difference is exact in fp32
+}
+
+// A bf16 as the bits of the equal fp32 (an exact tf32).
+__device__ __forceinline__ uint32_t Bf16Bits(uint16_t b) { return static_cast<uint32_t>(b) << 16; }
+
+// d += a·b for one m16n8k8 tile. Fragments (g = lane / 4, t = lane % 4):
+// a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4);
+// b0 (k t, n g), b1 (k t + 4, n g); d0 (g, 2t), d1 (g, 2t + 1), d2 (g + 8, 2t), d3 (g + 8, 2t + 1).
+__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// d += a·b with both operands split: the two small products first.
+__device__ __forceinline__ void Mma3(float (&d)[4], const uint32_t (&ah)[4], const uint32_t (&al)[4], uint32_t bh0,
+                                     uint32_t bh1, uint32_t bl0, uint32_t bl1) {
+  Mma(d, al, bh0, bh1);
+  Mma(d, ah, bl0, bl1);
+  Mma(d, ah, bh0, bh1);
+}
+
+// d += a·b with b exact in tf32 (bf16 values).
+__device__ __forceinline__ void Mma2(float (&d)[4], const uint32_t (&ah)[4], const uint32_t (&al)[4], uint32_t b0,
+                                     uint32_t b1) {
+  Mma(d, al, b0, b1);
+  Mma(d, ah, b0, b1);
+}
+
+// ---- barriers and copies ---------------------------------------------------
+
+__device__ __forceinline__ void ClusterArrive() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void ClusterWait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
+
+__device__ __forceinline__ void CpAsync16(void* smem_dst, const void* global_src, bool valid) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  // src-size 0 fills the 16 bytes with zeros (rows past the chunk's end).
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global_src), "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void CpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// dst[i][f] = src[i][f] for i < len, f < F, zero for i >= len. Vector path
+// (F % 4 == 0, 16-byte aligned rows): asynchronous copies, leaving the
+// padding columns [F, f16) as they are (zeroed once by the kernel).
+// Otherwise plain loads, writing zeros to the padding columns.
+__device__ __forceinline__ void LoadQkTile(const float* __restrict__ src,  // [len, ld]
+                                           int64_t ld, int len, int f_dim, const TcLayout& lay, bool vec,
+                                           float* __restrict__ dst) {  // [kT, ld_qk]
+  if (vec) {
+    const int f4s = f_dim / 4;
+    for (int u = threadIdx.x; u < kT * f4s; u += kThreads) {
+      const int i = u / f4s, f = u % f4s * 4;
+      const bool valid = i < len;
+      CpAsync16(dst + i * lay.ld_qk + f, valid ? src + i * ld + f : src, valid);
+    }
+  } else {
+    for (int u = threadIdx.x; u < kT * lay.f16; u += kThreads) {
+      const int i = u / lay.f16, f = u % lay.f16;
+      dst[i * lay.ld_qk + f] = i < len && f < f_dim ? __ldg(src + i * ld + f) : 0.0f;
+    }
+  }
+}
+
+// The block's V tile dst[j][c] = v[j][d0 + c], zero for j >= len or
+// d0 + c >= Dv. Vector path: Dv % 8 == 0 and 16-byte aligned rows.
+__device__ __forceinline__ void LoadVTile(const __nv_bfloat16* __restrict__ v_rows,  // [len, v_stride]
+                                          int64_t v_stride, int len, int d0, int dv, bool vec,
+                                          __nv_bfloat16* __restrict__ dst) {  // [kT, kLdV]
+  if (vec) {
+    const int j = threadIdx.x / 4, c = threadIdx.x % 4 * 8;
+    const bool valid = j < len && d0 + c < dv;
+    CpAsync16(dst + j * kLdV + c, valid ? v_rows + j * v_stride + d0 + c : v_rows, valid);
+  } else {
+    for (int e = threadIdx.x; e < kT * kTD; e += kThreads) {
+      const int j = e / kTD, c = e % kTD;
+      dst[j * kLdV + c] = j < len && d0 + c < dv ? v_rows[j * v_stride + d0 + c] : __float2bfloat16_rn(0.0f);
+    }
+  }
+}
+
+// Writes this warp's state rows (C-fragment layout) to the hi/lo mirrors.
+__device__ __forceinline__ void StoreSplitState(const float (&p)[4][4], int f_row, int tig, float* __restrict__ ph,
+                                                float* __restrict__ pl) {
+#pragma unroll
+  for (int t = 0; t < 4; ++t) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      uint32_t h0, l0, h1, l1;
+      SplitTf32(p[t][2 * r], h0, l0);
+      SplitTf32(p[t][2 * r + 1], h1, l1);
+      const int e = (f_row + 8 * r) * kLdP + 8 * t + 2 * tig;
+      *reinterpret_cast<float2*>(ph + e) = make_float2(__uint_as_float(h0), __uint_as_float(h1));
+      *reinterpret_cast<float2*>(pl + e) = make_float2(__uint_as_float(l0), __uint_as_float(l1));
+    }
+  }
+}
+
+// Grid (tiles, H, chunks), cluster (tiles, 1, 1): block `rank` owns columns
+// [32·rank, 32·rank + 32) of the head's state and output. One block per SM.
+template <typename StateT>
+__global__ void __launch_bounds__(kThreads, 1)
+    ChunkedAttentionTcKernel(AttentionDims dims,
+                             const float* __restrict__ q,          // [rows, H·F]
+                             const float* __restrict__ k,          // [rows, Hk·F]
+                             const __nv_bfloat16* __restrict__ v,  // [rows, v_stride]
+                             int64_t v_stride,
+                             const float* __restrict__ gammas,               // [H]
+                             const AttentionChunkDesc* __restrict__ chunks,  // [chunks]
+                             int rows, bool vec_qk, bool vec_v,
+                             StatePoolLayer<StateT> pool,        // [slots, layers, H, F, Dv]
+                             __nv_bfloat16* __restrict__ out) {  // [rows, H·Dv]
+  extern __shared__ __align__(16) unsigned char smem[];
+  const AttentionChunkDesc chunk = chunks[blockIdx.z];
+  // The same chunk for every block of the cluster: all leave together.
+  if (chunk.length <= 0 || chunk.row_begin < 0 || chunk.row_begin > rows - chunk.length || chunk.slot < 0 ||
+      chunk.slot >= pool.slots) {
+    return;
+  }
+  const int heads = dims.heads, f_dim = dims.features, dv = dims.value_dim;
+  const TcLayout lay = MakeTcLayout(f_dim);
+  auto q_s = [&](int buf) { return reinterpret_cast<float*>(smem + lay.q + buf * lay.qk_bytes); };
+  auto k_s = [&](int buf) { return reinterpret_cast<float*>(smem + lay.k + buf * lay.qk_bytes); };
+  auto v_s = [&](int buf) { return reinterpret_cast<__nv_bfloat16*>(smem + lay.v + buf * kVBytes); };
+  float* ph = reinterpret_cast<float*>(smem + lay.ph);
+  float* pl = reinterpret_cast<float*>(smem + lay.pl);
+  float* sw_hi = reinterpret_cast<float*>(smem + lay.sw_hi);
+  float* sw_lo = reinterpret_cast<float*>(smem + lay.sw_lo);
+  float* decay = reinterpret_cast<float*>(smem + lay.decay);
+  float2* stats = reinterpret_cast<float2*>(smem + lay.stats);
+
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = blockIdx.x, tiles = gridDim.x, head = blockIdx.y;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int g = lane / 4, tig = lane % 4;
+  const int d0 = rank * kTD;
+  const int ld = lay.ld_qk;
+  // Warp roles: rows [i_lo, i_lo + 16) of the scores and of O; score columns
+  // [32·half, +32), O columns [16·half, +16); state rows [16·warp, +16).
+  const int i_lo = 16 * (warp / 2), half = warp % 2;
+  const int f_row = 16 * warp + g;  // state rows f_row and f_row + 8
+  const bool owns_state = 16 * warp < lay.f16;
+
+  const float gamma = gammas[head];
+  if (tid <= kT) {
+    decay[tid] = tid == 0 ? 1.0f : static_cast<float>(exp(static_cast<double>(tid) * log(static_cast<double>(gamma))));
+  }
+  if (vec_qk && lay.f16 > f_dim) {  // padding columns, never written by the copies
+    const int pad = lay.f16 - f_dim;
+    for (int e = tid; e < 4 * kT * pad; e += kThreads) {
+      // The four buffers (Q 0, Q 1, K̃ 0, K̃ 1) follow each other.
+      const int buf = e / (kT * pad), i = e % (kT * pad) / pad, f = f_dim + e % pad;
+      q_s(buf)[i * ld + f] = 0.0f;
+    }
+  }
+  StateT* state = pool.data + StateOffset(pool, chunk.slot, heads, head, f_dim, dv);  // [F, Dv]
+  float p[4][4];  // state rows f_row (+8), columns 8t + 2·tig (+1): C-fragment layout
+#pragma unroll
+  for (int t = 0; t < 4; ++t) {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const int f = f_row + (c / 2) * 8, d = d0 + 8 * t + 2 * tig + c % 2;
+      p[t][c] = owns_state && f < f_dim && d < dv ? ToFloat(state[static_cast<int64_t>(f) * dv + d]) : 0.0f;
+    }
+  }
+  if (owns_state) StoreSplitState(p, f_row, tig, ph, pl);
+
+  const int64_t ldq = static_cast<int64_t>(heads) * f_dim, ldk = static_cast<int64_t>(dims.key_heads) * f_dim;
+  const int64_t ldo = static_cast<int64_t>(heads) * dv;
+  const float* q_base = q + chunk.row_begin * ldq + static_cast<int64_t>(head) * f_dim;
+  const float* k_base = k + chunk.row_begin * ldk + static_cast<int64_t>(head / (heads / dims.key_heads)) * f_dim;
+  const __nv_bfloat16* v_base =
+      v + chunk.row_begin * v_stride + static_cast<int64_t>(head / (heads / dims.value_heads)) * dv;
+  __nv_bfloat16* out_base = out + chunk.row_begin * ldo + static_cast<int64_t>(head) * dv;
+  const bool pair_out = dv % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 4 == 0;
+
+  auto load_sub_chunk = [&](int s0, int buf) {
+    const int len = min(kT, chunk.length - s0);
+    LoadQkTile(q_base + s0 * ldq, ldq, len, f_dim, lay, vec_qk, q_s(buf));
+    LoadQkTile(k_base + s0 * ldk, ldk, len, f_dim, lay, vec_qk, k_s(buf));
+    LoadVTile(v_base + s0 * v_stride, v_stride, len, d0, dv, vec_v, v_s(buf));
+    CpAsyncCommit();
+  };
+  load_sub_chunk(0, 0);
+
+  for (int s0 = 0, it = 0; s0 < chunk.length; s0 += kT, ++it) {
+    const int buf = it % 2, len = min(kT, chunk.length - s0);
+    CpAsyncWaitAll();
+    // This sub-chunk's tiles and the state mirrors are complete, and every
+    // thread is done with the previous sub-chunk (its buffer is free).
+    __syncthreads();
+    if (s0 + kT < chunk.length) load_sub_chunk(s0 + kT, buf ^ 1);
+    const float* qs = q_s(buf);
+    const float* ks = k_s(buf);
+    const uint16_t* vs = reinterpret_cast<const uint16_t*>(v_s(buf));
+    const bool rows_here = i_lo < len;  // warp-uniform
+
+    // 1. Scores S = Q·K̃ᵀ (rows i_lo.., columns 32·half + 8t..) and
+    // O = Q·P (columns 16·half + 8t..), sharing the Q fragments.
+    float o[2][4] = {};
+    if (rows_here) {
+      float s[4][4] = {};
+#pragma unroll 2
+      for (int f0 = 0; f0 < lay.f16; f0 += 8) {
+        uint32_t ah[4], al[4];
+        SplitTf32(qs[(i_lo + g) * ld + f0 + tig], ah[0], al[0]);
+        SplitTf32(qs[(i_lo + g + 8) * ld + f0 + tig], ah[1], al[1]);
+        SplitTf32(qs[(i_lo + g) * ld + f0 + tig + 4], ah[2], al[2]);
+        SplitTf32(qs[(i_lo + g + 8) * ld + f0 + tig + 4], ah[3], al[3]);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+          const int j0 = 32 * half + 8 * t;
+          if (j0 <= i_lo + 15) {  // tiles wholly above the diagonal are masked out
+            uint32_t bh0, bl0, bh1, bl1;
+            SplitTf32(ks[(j0 + g) * ld + f0 + tig], bh0, bl0);
+            SplitTf32(ks[(j0 + g) * ld + f0 + tig + 4], bh1, bl1);
+            Mma3(s[t], ah, al, bh0, bh1, bl0, bl1);
+          }
+        }
+#pragma unroll
+        for (int t = 0; t < 2; ++t) {
+          const int e0 = (f0 + tig) * kLdP + 16 * half + 8 * t + g, e1 = e0 + 4 * kLdP;
+          Mma3(o[t], ah, al, __float_as_uint(ph[e0]), __float_as_uint(ph[e1]), __float_as_uint(pl[e0]),
+               __float_as_uint(pl[e1]));
+        }
+      }
+      // Sw = mask ⊙ γ^{i−j} S, split for the A operand of Sw·V.
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+        const int j0 = 32 * half + 8 * t;
+        if (j0 <= i_lo + 15) {
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const int i = i_lo + g + 8 * r, j = j0 + 2 * tig;
+            uint32_t h[2], l[2];
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+              const float x = j + c <= i && i < len ? s[t][2 * r + c] * decay[max(i - j - c, 0)] : 0.0f;
+              SplitTf32(x, h[c], l[c]);
+            }
+            *reinterpret_cast<float2*>(sw_hi + i * kLdSw + j) = make_float2(__uint_as_float(h[0]), __uint_as_float(h[1]));
+            *reinterpret_cast<float2*>(sw_lo + i * kLdSw + j) = make_float2(__uint_as_float(l[0]), __uint_as_float(l[1]));
+          }
+        }
+      }
+      // The carried state's part decays by γ^i.
+#pragma unroll
+      for (int t = 0; t < 2; ++t) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) o[t][c] *= decay[i_lo + g + (c / 2) * 8];
+      }
+    }
+    __syncthreads();  // Sw complete; every read of the state mirrors is done
+
+    // 2. O += Sw·V over j < min(i_lo + 16, len) (Sw is zero above the diagonal).
+    if (rows_here) {
+      const int j_end = min(i_lo + 16, len);
+      for (int j0 = 0; j0 < j_end; j0 += 8) {
+        uint32_t ah[4], al[4];
+        const int a0 = (i_lo + g) * kLdSw + j0 + tig;
+        const int a_off[4] = {a0, a0 + 8 * kLdSw, a0 + 4, a0 + 8 * kLdSw + 4};
+#pragma unroll
+        for (int m = 0; m < 4; ++m) ah[m] = __float_as_uint(sw_hi[a_off[m]]), al[m] = __float_as_uint(sw_lo[a_off[m]]);
+#pragma unroll
+        for (int t = 0; t < 2; ++t) {
+          const int e0 = (j0 + tig) * kLdV + 16 * half + 8 * t + g;
+          Mma2(o[t], ah, al, Bf16Bits(vs[e0]), Bf16Bits(vs[e0 + 4 * kLdV]));
+        }
+      }
+    }
+
+    // 3. GroupNorm statistics of this warp's 16 columns: the sum and the
+    // squared deviations from their own mean (combined over the cluster
+    // below, Chan et al.), in the buffer of this sub-chunk's parity.
+    {
+      const int col0 = d0 + 16 * half;
+      const int n_here = max(0, min(16, dv - col0));
+      float2* st = stats + (it % 2) * 2 * kT + half * kT;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int t = 0; t < 2; ++t) {
+#pragma unroll
+          for (int c = 0; c < 2; ++c) sum += col0 + 8 * t + 2 * tig + c < dv ? o[t][2 * r + c] : 0.0f;
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const float mean_here = n_here > 0 ? sum / static_cast<float>(n_here) : 0.0f;
+        float m2 = 0.0f;
+#pragma unroll
+        for (int t = 0; t < 2; ++t) {
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            const float dev = o[t][2 * r + c] - mean_here;
+            m2 += col0 + 8 * t + 2 * tig + c < dv ? dev * dev : 0.0f;
+          }
+        }
+        m2 += __shfl_xor_sync(0xffffffffu, m2, 1);
+        m2 += __shfl_xor_sync(0xffffffffu, m2, 2);
+        if (tig == 0) st[i_lo + g + 8 * r] = make_float2(sum, m2);
+      }
+    }
+    ClusterArrive();  // statistics published
+
+    // 4. While the cluster catches up: P ← γ^len P + Σ_j (γ^{len−j} k̃_j)ᵀ v_j
+    // for this warp's 16 state rows (rows j >= len of K̃ and V are zero).
+    if (owns_state) {
+      float u[4][4] = {};
+      for (int j0 = 0; j0 < len; j0 += 8) {
+        const float w0 = decay[max(len - j0 - tig, 0)], w1 = decay[max(len - j0 - tig - 4, 0)];
+        const int k0 = (j0 + tig) * ld + 16 * warp + g, k1 = k0 + 4 * ld;
+        uint32_t ah[4], al[4];
+        SplitTf32(w0 * ks[k0], ah[0], al[0]);
+        SplitTf32(w0 * ks[k0 + 8], ah[1], al[1]);
+        SplitTf32(w1 * ks[k1], ah[2], al[2]);
+        SplitTf32(w1 * ks[k1 + 8], ah[3], al[3]);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+          const int e0 = (j0 + tig) * kLdV + 8 * t + g;
+          Mma2(u[t], ah, al, Bf16Bits(vs[e0]), Bf16Bits(vs[e0 + 4 * kLdV]));
+        }
+      }
+      const float g_len = decay[len];
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) p[t][c] = fmaf(g_len, p[t][c], u[t][c]);
+      }
+      StoreSplitState(p, f_row, tig, ph, pl);  // read after the next sub-chunk's first barrier
+    }
+    ClusterWait();
+
+    // 5. Combine the statistics and write the normalised rows.
+    if (rows_here) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int i = i_lo + g + 8 * r;
+        float2 part[kMaxTiles][2];
+#pragma unroll
+        for (int b = 0; b < kMaxTiles; ++b) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            part[b][h] = b < tiles ? cluster.map_shared_rank(stats, b)[(it % 2) * 2 * kT + h * kT + i]
+                                   : make_float2(0.0f, 0.0f);
+          }
+        }
+        float total = 0.0f;
+#pragma unroll
+        for (int b = 0; b < kMaxTiles; ++b) total += part[b][0].x + part[b][1].x;
+        const float mean = total / static_cast<float>(dv);
+        float m2 = 0.0f;
+#pragma unroll
+        for (int b = 0; b < kMaxTiles; ++b) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int n_bh = max(0, min(16, dv - b * kTD - 16 * h));
+            if (b < tiles && n_bh > 0) {
+              const float dev = part[b][h].x / static_cast<float>(n_bh) - mean;
+              m2 += part[b][h].y + static_cast<float>(n_bh) * dev * dev;
+            }
+          }
+        }
+        const float inv_std = 1.0f / sqrtf(m2 / static_cast<float>(dv) + kGroupNormEps);
+        if (i < len) {
+          __nv_bfloat16* o_row = out_base + (s0 + i) * ldo;
+#pragma unroll
+          for (int t = 0; t < 2; ++t) {
+            const int d = d0 + 16 * half + 8 * t + 2 * tig;
+            const float x0 = (o[t][2 * r] - mean) * inv_std, x1 = (o[t][2 * r + 1] - mean) * inv_std;
+            if (pair_out && d + 1 < dv) {
+              *reinterpret_cast<__nv_bfloat162*>(o_row + d) = __floats2bfloat162_rn(x0, x1);
+            } else {
+              if (d < dv) o_row[d] = __float2bfloat16_rn(x0);
+              if (d + 1 < dv) o_row[d + 1] = __float2bfloat16_rn(x1);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  if (owns_state) {
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int f = f_row + (c / 2) * 8, d = d0 + 8 * t + 2 * tig + c % 2;
+        if (f < f_dim && d < dv) state[static_cast<int64_t>(f) * dv + d] = FromFloat<StateT>(p[t][c]);
+      }
+    }
+  }
+  // Keep the statistics alive until every block of the cluster has read them.
+  cluster.sync();
+}
+
+bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+template <typename StateT>
+absl::Status LaunchTc(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
+                      int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks, int num_chunks, int rows,
+                      const StatePoolLayer<StateT>& state, __nv_bfloat16* out, cudaStream_t stream) {
+  const int tiles = (dims.value_dim + kTD - 1) / kTD;  // <= 8: a portable cluster
+  const bool vec_qk = dims.features % 4 == 0 && Aligned16(q) && Aligned16(k);
+  const bool vec_v = dims.value_dim % 8 == 0 && v_stride % 8 == 0 && Aligned16(v);
+  const size_t smem_bytes = static_cast<size_t>(MakeTcLayout(dims.features).total);
+  auto* kernel = &ChunkedAttentionTcKernel<StateT>;
+  CUDA_RETURN_IF_ERROR(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
+  cudaLaunchConfig_t config = {};
+  config.gridDim =
+      dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(dims.heads), static_cast<unsigned>(num_chunks));
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = smem_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeClusterDimension;
+  attribute[0].val.clusterDim.x = static_cast<unsigned>(tiles);
+  attribute[0].val.clusterDim.y = 1;
+  attribute[0].val.clusterDim.z = 1;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  CUDA_RETURN_IF_ERROR(
+      cudaLaunchKernelEx(&config, kernel, dims, q, k, v, v_stride, gammas, chunks, rows, vec_qk, vec_v, state, out));
+  CUDA_RETURN_IF_LAUNCH_ERROR();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LaunchChunkedAttentionTensorCore(const AttentionDims& dims, const float* q, const float* k,
+                                              const __nv_bfloat16* v, int64_t v_stride, const float* gammas,
+                                              const AttentionChunkDesc* chunks, int num_chunks, int rows,
+                                              StatePoolLayer<float> state, __nv_bfloat16* out, cudaStream_t stream) {
+  return LaunchTc(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream);
+}
+
+absl::Status LaunchChunkedAttentionTensorCore(const AttentionDims& dims, const float* q, const float* k,
+                                              const __nv_bfloat16* v, int64_t v_stride, const float* gammas,
+                                              const AttentionChunkDesc* chunks, int num_chunks, int rows,
+                                              StatePoolLayer<__nv_bfloat16> state, __nv_bfloat16* out,
+                                              cudaStream_t stream) {
+  return LaunchTc(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream);
+}
+
+}  // namespace supra::cuda::attention_internal
