@@ -13,7 +13,6 @@
 #include "engine/cuda/feature_map_rope.h"
 #include "engine/cuda/recurrent_attention.h"
 #include "engine/cuda/rms_norm.h"
-#include "engine/cuda/swiglu.h"
 #include "engine/model/decay.h"
 #include "engine/util/dtype.h"
 #include "engine/util/status_macros.h"
@@ -78,13 +77,14 @@ absl::Status CudaForward::Allocate() {
   CUDA_RETURN_IF_ERROR(cudaMallocHost(&pinned_, static_cast<size_t>(r) * (4 + 4 + 8 + sizeof(AttentionChunkDesc))));
 
   RETURN_IF_ERROR(AllocateInto(&x_, r * c.dim, "activations"));
-  RETURN_IF_ERROR(AllocateInto(&h_, r * std::max(c.dim, c.intermediate_dim_ffn), "activations"));
+  RETURN_IF_ERROR(AllocateInto(&h_, r * c.dim, "activations"));
   RETURN_IF_ERROR(AllocateInto(&qkv_, r * qkv_width_, "activations"));
   RETURN_IF_ERROR(AllocateInto(&fq_, r * hf, "activations"));
   RETURN_IF_ERROR(AllocateInto(&fk_, r * key_heads_ * c.qk_head_dim, "activations"));
   RETURN_IF_ERROR(AllocateInto(&fk_pre_, r * int64_t{c.n_heads_kv} * c.qk_head_dim, "activations"));
   RETURN_IF_ERROR(AllocateInto(&o_, r * int64_t{c.n_heads} * c.v_head_dim, "activations"));
   RETURN_IF_ERROR(AllocateInto(&ab_, r * 2 * int64_t{c.intermediate_dim_ffn}, "activations"));
+  RETURN_IF_ERROR(AllocateInto(&s_, r * int64_t{c.intermediate_dim_ffn}, "activations"));
   RETURN_IF_ERROR(AllocateInto(&last_x_, r * c.dim, "activations"));
   RETURN_IF_ERROR(AllocateInto(&logits_, r * c.vocab_size, "logits"));
   RETURN_IF_ERROR(AllocateInto(&chunks_, r * static_cast<int64_t>(sizeof(AttentionChunkDesc)), "chunk descriptors"));
@@ -126,11 +126,12 @@ absl::Status CudaForward::AttentionInputs(int l, int64_t rows) {
                                 stream_));
   RETURN_IF_ERROR(gemm_.Run({.x = h_.data(), .x_stride = c.dim, .w = w.in_proj, .y = qkv_.data(),
                              .y_stride = qkv_width_, .y_is_bf16 = true, .n = rows, .in = c.dim, .out = qkv_width_}));
-  // Feature-map projections of q and k (slices of qkv), biases added by the map.
-  RETURN_IF_ERROR(gemm_.Run({.x = qkv_.data(), .x_stride = qkv_width_, .w = w.embed_q, .y = fq_.data(),
-                             .y_stride = hf, .n = rows, .in = c.q_width(), .out = hf}));
-  RETURN_IF_ERROR(gemm_.Run({.x = qkv_.data() + c.q_width(), .x_stride = qkv_width_, .w = w.embed_kv,
-                             .y = fk_pre_.data(), .y_stride = hkvf, .n = rows, .in = c.k_width(), .out = hkvf}));
+  // Feature-map projections of q and k (slices of qkv), in one launch at
+  // decode sizes; biases added by the map.
+  RETURN_IF_ERROR(gemm_.RunPair({.x = qkv_.data(), .x_stride = qkv_width_, .w = w.embed_q, .y = fq_.data(),
+                                 .y_stride = hf, .n = rows, .in = c.q_width(), .out = hf},
+                                {.x = qkv_.data() + c.q_width(), .x_stride = qkv_width_, .w = w.embed_kv,
+                                 .y = fk_pre_.data(), .y_stride = hkvf, .n = rows, .in = c.k_width(), .out = hkvf}));
   const FeatureMapRopeShape shape{c.n_heads, c.n_heads_kv, c.qk_head_dim};
   return LaunchFeatureMapRope(shape, fq_.data(), w.embed_q_bias, fk_pre_.data(), w.embed_kv_bias, positions_.data(),
                               inv_freq_.data(), w.q_norm, w.k_norm, c.norm_eps, rows, fq_.data(), fk_.data(),
@@ -145,10 +146,11 @@ absl::Status CudaForward::AttentionOutputAndFfn(int l, int64_t rows) {
   RETURN_IF_ERROR(gemm_.Run({.x = o_.data(), .x_stride = hdv, .w = w.out_proj, .y = x_.data(), .y_stride = c.dim,
                              .accumulate = true, .n = rows, .in = hdv, .out = c.dim}));
   RETURN_IF_ERROR(LaunchRmsNorm(x_.data(), c.dim, w.ffn_norm, rows, c.dim, c.norm_eps, h_.data(), c.dim, stream_));
-  RETURN_IF_ERROR(gemm_.Run({.x = h_.data(), .x_stride = c.dim, .w = w.w12, .y = ab_.data(), .y_stride = 2 * ffn,
-                             .y_is_bf16 = true, .n = rows, .in = c.dim, .out = 2 * ffn}));
-  RETURN_IF_ERROR(LaunchSwiGlu(ab_.data(), rows, ffn, h_.data(), stream_));
-  return gemm_.Run({.x = h_.data(), .x_stride = ffn, .w = w.w3, .y = x_.data(), .y_stride = c.dim,
+  // s = silu(W1·g) ⊙ W2·g (w12 interleaved; fused into the GEMV at decode
+  // sizes).
+  RETURN_IF_ERROR(gemm_.RunSwiGlu({.x = h_.data(), .x_stride = c.dim, .w12 = w.w12, .out = s_.data(),
+                                   .ab = ab_.data(), .n = rows, .in = c.dim, .ffn = ffn}));
+  return gemm_.Run({.x = s_.data(), .x_stride = ffn, .w = w.w3, .y = x_.data(), .y_stride = c.dim,
                     .accumulate = true, .n = rows, .in = ffn, .out = c.dim});
 }
 

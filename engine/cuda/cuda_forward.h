@@ -108,13 +108,14 @@ class CudaForward {
   void* pinned_ = nullptr;            // host staging of tokens/positions/slots
   // Activations.
   DeviceBuffer<float> x_;             // [max_rows, D], fp32
-  DeviceBuffer<__nv_bfloat16> h_;     // [max_rows, max(D, FFN)], bf16 (also s)
+  DeviceBuffer<__nv_bfloat16> h_;     // [max_rows, D], bf16: normalised rows, the projections' input
   DeviceBuffer<__nv_bfloat16> qkv_;   // [max_rows, qkv_width], bf16
   DeviceBuffer<float> fq_;            // [max_rows, H·F], fp32
   DeviceBuffer<float> fk_;            // [max_rows, Hk·F], fp32 (also the projection before the map)
   DeviceBuffer<float> fk_pre_;        // [max_rows, Hkv·F], fp32
   DeviceBuffer<__nv_bfloat16> o_;     // [max_rows, H·Dv], bf16
-  DeviceBuffer<__nv_bfloat16> ab_;    // [max_rows, 2·FFN], bf16
+  DeviceBuffer<__nv_bfloat16> ab_;    // [max_rows, 2·FFN], bf16, interleaved (w12_layout.h); GEMM path only
+  DeviceBuffer<__nv_bfloat16> s_;     // [max_rows, FFN], bf16: silu(a) ⊙ b, the input of w3
   DeviceBuffer<float> last_x_;        // [max_rows, D], fp32: last rows gathered for the logits
   DeviceBuffer<float> logits_;        // [max_rows, V], fp32
   DeviceBuffer<uint8_t> chunks_;      // [max_rows] AttentionChunkDesc of a prefill pass

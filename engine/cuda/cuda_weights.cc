@@ -10,8 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/random_fill.h"
+#include "engine/cuda/w12_layout.h"
 #include "engine/model/tensor_names.h"
 #include "engine/util/dtype.h"
+#include "engine/util/status_macros.h"
 
 namespace supra::cuda {
 namespace {
@@ -22,8 +24,10 @@ struct Placement {
   std::string name;     // tensor name in the checkpoint (for tied weights: where it is stored)
   Kind kind;
   int64_t numel = 0;
-  int64_t fan_in = 1;   // for random init
+  int64_t fan_in = 1;   // for random init; the row length of a matrix
   size_t offset = 0;    // bytes into the arena
+  // w12: rows stored in the interleaved order of w12_layout.h (ffn = rows / 2).
+  bool interleave_w12 = false;
 };
 
 constexpr size_t kAlign = 256;
@@ -40,6 +44,7 @@ size_t Layout(const ModelConfig& config, const std::string& embedding_name, std:
     p.numel = 1;
     for (int64_t d : t.shape) p.numel *= d;
     p.fan_in = t.shape.back();
+    p.interleave_w12 = t.name.ends_with(".feed_forward.w12.weight");
     p.offset = offset;
     offset = AlignUp(offset + static_cast<size_t>(p.numel) * (p.kind == Kind::kMatrix ? 2 : 4));
     placements->push_back(std::move(p));
@@ -139,27 +144,46 @@ absl::StatusOr<CudaWeights> UploadWeights(const ModelConfig& config, const Check
       return absl::InvalidArgumentError(absl::StrCat("weights: tensor ", p.name, " is missing or has the wrong size"));
     }
     const size_t out_size = p.kind == Kind::kMatrix ? 2 : 4;
-    const size_t per_chunk = kStagingBytes / out_size;
-    for (int64_t begin = 0; begin < p.numel; begin += static_cast<int64_t>(per_chunk)) {
-      const size_t count = static_cast<size_t>(std::min<int64_t>(per_chunk, p.numel - begin));
-      const std::byte* src = t->data + static_cast<size_t>(begin) * DTypeSize(t->dtype);
+    const size_t in_size = DTypeSize(t->dtype);
+    // Converts `count` elements from src into the staging buffer at element `at`.
+    auto convert = [&](const std::byte* src, size_t count, size_t at) -> absl::Status {
+      std::byte* dst = staging.data() + at * out_size;
       if (p.kind == Kind::kMatrix && t->dtype == DType::kBF16) {
-        std::memcpy(staging.data(), src, count * 2);
+        std::memcpy(dst, src, count * 2);
+        return absl::OkStatus();
+      }
+      scratch.resize(count);
+      if (!ConvertToFloat32(t->dtype, src, count, scratch.data())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("weights: tensor ", p.name, " has dtype ", std::string(DTypeName(t->dtype))));
+      }
+      if (p.kind == Kind::kVector) {
+        std::memcpy(dst, scratch.data(), count * 4);
       } else {
-        scratch.resize(count);
-        if (!ConvertToFloat32(t->dtype, src, count, scratch.data())) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("weights: tensor ", p.name, " has dtype ", std::string(DTypeName(t->dtype))));
+        auto* out = reinterpret_cast<uint16_t*>(dst);
+        for (size_t i = 0; i < count; ++i) out[i] = FloatToBF16(scratch[i]);
+      }
+      return absl::OkStatus();
+    };
+    // Chunks of whole rows when rows are reordered (w12), so that each device
+    // row is filled from its checkpoint row.
+    const int64_t cols = p.interleave_w12 ? p.fan_in : 1;
+    const int64_t ffn = p.numel / cols / 2;
+    const int64_t per_chunk = static_cast<int64_t>(kStagingBytes / out_size) / cols * cols;
+    for (int64_t begin = 0; begin < p.numel; begin += per_chunk) {
+      const int64_t count = std::min<int64_t>(per_chunk, p.numel - begin);
+      if (p.interleave_w12) {
+        for (int64_t row = begin / cols; row < (begin + count) / cols; ++row) {
+          const int64_t source_row = CheckpointW12Row(row, ffn);
+          RETURN_IF_ERROR(convert(t->data + static_cast<size_t>(source_row * cols) * in_size, static_cast<size_t>(cols),
+                                  static_cast<size_t>(row * cols - begin)));
         }
-        if (p.kind == Kind::kVector) {
-          std::memcpy(staging.data(), scratch.data(), count * 4);
-        } else {
-          auto* out = reinterpret_cast<uint16_t*>(staging.data());
-          for (size_t i = 0; i < count; ++i) out[i] = FloatToBF16(scratch[i]);
-        }
+      } else {
+        RETURN_IF_ERROR(convert(t->data + static_cast<size_t>(begin) * in_size, static_cast<size_t>(count), 0));
       }
       CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(weights->arena.data() + p.offset + static_cast<size_t>(begin) * out_size,
-                                           staging.data(), count * out_size, cudaMemcpyHostToDevice, stream));
+                                           staging.data(), static_cast<size_t>(count) * out_size,
+                                           cudaMemcpyHostToDevice, stream));
       CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));  // the staging buffer is reused next
     }
   }

@@ -26,7 +26,7 @@ struct CudaLayerWeights {
   const float* k_norm = nullptr;                // [H·F], only with apply_qk_norm
   const __nv_bfloat16* out_proj = nullptr;      // [D, H·Dv]
   const float* ffn_norm = nullptr;              // [D]
-  const __nv_bfloat16* w12 = nullptr;           // [2·FFN, D]
+  const __nv_bfloat16* w12 = nullptr;           // [2·FFN, D], rows interleaved (w12_layout.h)
   const __nv_bfloat16* w3 = nullptr;            // [D, FFN]
 };
 
@@ -41,13 +41,15 @@ struct CudaWeights {
 };
 
 // Converts the checkpoint's tensors (fp32/bf16/fp16) to the device dtypes and
-// uploads them. The checkpoint must have passed ValidateCheckpoint.
+// uploads them; w12's rows are reordered into the interleaved layout of
+// w12_layout.h. The checkpoint must have passed ValidateCheckpoint.
 absl::StatusOr<CudaWeights> UploadWeights(const ModelConfig& config, const Checkpoint& checkpoint,
                                           cudaStream_t stream);
 
 // Random weights made on the device (for benchmarks of full-size models that
 // are not on disk): matrices N(0, 1/fan_in)-like uniform values, norm weights
-// near 1, biases near 0, deterministic for a seed.
+// near 1, biases near 0, deterministic for a seed. (Independent random rows:
+// w12's interleaved order needs no reordering.)
 absl::StatusOr<CudaWeights> RandomWeights(const ModelConfig& config, uint64_t seed, cudaStream_t stream);
 
 }  // namespace supra::cuda

@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/gemv.h"
+#include "engine/cuda/swiglu.h"
+#include "engine/util/status_macros.h"
 
 namespace supra::cuda {
 namespace {
@@ -48,12 +50,53 @@ GemmRunner::~GemmRunner() {
   if (handle_ != nullptr) cublasDestroy(handle_);
 }
 
-absl::Status GemmRunner::Run(const GemmOperands& op) {
+namespace {
+
+absl::Status CheckOperands(const GemmOperands& op) {
   if (op.n <= 0 || op.in <= 0 || op.out <= 0 || op.x == nullptr || op.w == nullptr || op.y == nullptr ||
       op.x_stride < op.in || op.y_stride < op.out || (op.accumulate && op.y_is_bf16)) {
     return absl::InvalidArgumentError(absl::StrCat("GEMM: bad operands n=", op.n, " in=", op.in, " out=", op.out,
                                                    " x_stride=", op.x_stride, " y_stride=", op.y_stride));
   }
+  return absl::OkStatus();
+}
+
+GemvProblem ToProblem(const GemmOperands& op) {
+  return GemvProblem{op.x, op.x_stride, op.w, /*bias=*/nullptr, op.y, op.y_stride, op.in, op.out};
+}
+
+}  // namespace
+
+absl::Status GemmRunner::RunPair(const GemmOperands& first, const GemmOperands& second) {
+  RETURN_IF_ERROR(CheckOperands(first));
+  RETURN_IF_ERROR(CheckOperands(second));
+  if (first.n != second.n || first.y_is_bf16 != second.y_is_bf16 || first.accumulate != second.accumulate) {
+    return absl::InvalidArgumentError("GEMM pair: the two projections differ in n, y dtype or accumulate mode");
+  }
+  if (first.n <= gemv_max_rows_) {
+    return LaunchGemvPair(ToProblem(first), ToProblem(second), first.y_is_bf16, first.n, first.accumulate, stream_);
+  }
+  RETURN_IF_ERROR(Run(first));
+  return Run(second);
+}
+
+absl::Status GemmRunner::RunSwiGlu(const SwiGluOperands& op) {
+  if (op.n <= 0 || op.in <= 0 || op.ffn <= 0 || op.x == nullptr || op.w12 == nullptr || op.out == nullptr ||
+      op.x_stride < op.in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("GEMM SwiGLU: bad operands n=", op.n, " in=", op.in, " ffn=", op.ffn, " x_stride=", op.x_stride));
+  }
+  if (op.n <= gemv_max_rows_) {
+    return LaunchGemvSwiGlu(op.x, op.x_stride, op.w12, op.out, op.ffn, op.n, op.in, op.ffn, stream_);
+  }
+  if (op.ab == nullptr) return absl::InvalidArgumentError("GEMM SwiGLU: no ab scratch for the cuBLAS path");
+  RETURN_IF_ERROR(Run({.x = op.x, .x_stride = op.x_stride, .w = op.w12, .y = op.ab, .y_stride = 2 * op.ffn,
+                       .y_is_bf16 = true, .n = op.n, .in = op.in, .out = 2 * op.ffn}));
+  return LaunchSwiGlu(op.ab, op.n, op.ffn, op.out, stream_);
+}
+
+absl::Status GemmRunner::Run(const GemmOperands& op) {
+  RETURN_IF_ERROR(CheckOperands(op));
   if (op.n <= gemv_max_rows_) {
     return LaunchGemv(op.x, op.x_stride, op.w, /*bias=*/nullptr, op.y, op.y_stride, op.y_is_bf16, op.n, op.in, op.out,
                       op.accumulate, stream_);

@@ -28,6 +28,17 @@ struct GemmOperands {
   int64_t n = 0, in = 0, out = 0;
 };
 
+// The feed-forward hidden layer: out = bf16(silu(W1·x) ⊙ W2·x) from the
+// device's interleaved w12 (w12_layout.h).
+struct SwiGluOperands {
+  const __nv_bfloat16* x = nullptr;    // [n, in], row stride x_stride
+  int64_t x_stride = 0;
+  const __nv_bfloat16* w12 = nullptr;  // [2·ffn, in], interleaved
+  __nv_bfloat16* out = nullptr;        // [n, ffn], contiguous
+  __nv_bfloat16* ab = nullptr;         // [n, 2·ffn] scratch (the cuBLAS path only)
+  int64_t n = 0, in = 0, ffn = 0;
+};
+
 class GemmRunner {
  public:
   // Creates the cuBLAS handle bound to `stream`, with a fixed workspace so
@@ -42,6 +53,17 @@ class GemmRunner {
   ~GemmRunner();
 
   absl::Status Run(const GemmOperands& op);
+
+  // Two independent projections with the same n, y dtype and accumulate
+  // mode (the feature-map projections of q and k): one grouped GEMV launch
+  // (LaunchGemvPair) for small batches, two GEMMs otherwise.
+  absl::Status RunPair(const GemmOperands& first, const GemmOperands& second);
+
+  // The feed-forward input projection and SwiGLU: one GEMV launch with the
+  // activation in its epilogue (LaunchGemvSwiGlu) for small batches; a GEMM
+  // into op.ab and LaunchSwiGlu otherwise. Same results either way up to the
+  // order of the projection's sums.
+  absl::Status RunSwiGlu(const SwiGluOperands& op);
 
   // Largest n for which the GEMV kernel is used (0 disables it: cuBLAS only).
   void set_gemv_max_rows(int rows) { gemv_max_rows_ = rows; }

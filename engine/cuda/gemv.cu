@@ -44,6 +44,8 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/programmatic_launch.cuh"
+#include "engine/cuda/silu.cuh"
+#include "engine/cuda/w12_layout.h"
 
 namespace supra::cuda {
 namespace {
@@ -53,16 +55,45 @@ constexpr int kBatchGroup = 8;  // mma N: batch rows per mma
 constexpr int kStepK = 32;      // k per warp step: 4 lanes × 8 bf16
 constexpr int64_t kMaxDim = int64_t{1} << 30;
 
-struct GemvParams {
+// One projection of a launch. Blocks [first_block, first_block + blocks)
+// of the grid compute it.
+struct GemvProblemParams {
   const __nv_bfloat16* x;  // [n, in], row stride x_stride
   int64_t x_stride;
   const __nv_bfloat16* w;  // [out, in]
   const float* bias;       // [out] or nullptr
-  void* y;                 // [n, out], row stride y_stride, OutT
+  void* y;                 // [n, out], row stride y_stride, OutT; with kSwiGlu [n, out / 2]
   int64_t y_stride;
-  int n, in, out;
+  int in, out;
+  int first_block;
+};
+
+// A launch computes one projection, or two independent ones (the grouped
+// launch: `second` takes the blocks from second.first_block on).
+struct GemvParams {
+  GemvProblemParams first, second;  // second: grouped launches only
+  int n;
   bool accumulate;
 };
+
+// This block's projection, field by field (a select per field keeps the
+// parameters in the constant bank instead of copying them to local memory).
+// Without kGrouped it is simply `first`: no registers spent on selects.
+template <bool kGrouped>
+__device__ __forceinline__ GemvProblemParams BlockProblem(const GemvParams& p) {
+  const bool second = kGrouped && static_cast<int>(blockIdx.x) >= p.second.first_block;
+  GemvProblemParams q;
+  q.x = second ? p.second.x : p.first.x;
+  q.x_stride = second ? p.second.x_stride : p.first.x_stride;
+  q.w = second ? p.second.w : p.first.w;
+  q.bias = second ? p.second.bias : p.first.bias;
+  q.y = second ? p.second.y : p.first.y;
+  q.y_stride = second ? p.second.y_stride : p.first.y_stride;
+  q.in = second ? p.second.in : p.first.in;
+  q.out = second ? p.second.out : p.first.out;
+  q.first_block = second ? p.second.first_block : 0;
+  return q;
+}
 
 // 16 bytes of weights, read once: keep them out of L1, and let L2 fetch 256
 // bytes at a time (the warp reads the rest of each row segment next; this
@@ -98,7 +129,8 @@ __device__ __forceinline__ uint4 LoadScalar8(const __nv_bfloat16* row, int k, in
   for (int i = 0; i < 4; ++i) {
     const uint32_t lo = k + 2 * i < limit ? bits[k + 2 * i] : 0u;
     const uint32_t hi = k + 2 * i + 1 < limit ? bits[k + 2 * i + 1] : 0u;
-    v[i] = lo | (hi << 16);  // the lower k in the low half, as a 32-bit load of memory would give
+    v[i] = lo | (hi << 16);  // the lower k in the low half, as a 32-bit load of
+                             // memory would give
   }
   return make_uint4(v[0], v[1], v[2], v[3]);
 }
@@ -111,7 +143,8 @@ __device__ __forceinline__ void PrefetchL2(const void* p, uint32_t bytes) {
 // d += A · B for one m16n8k16 (bf16 inputs, fp32 accumulation).
 __device__ __forceinline__ void Mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                     uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+      "{%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -149,13 +182,19 @@ __device__ __forceinline__ void StoreOutput(OutT* p, float v) {
 // kOverlap: launched with programmatic dependent launch (when the caller
 // allows it): have L2 fetch each warp's first chunk before waiting for the
 // previous kernel, and read x with plain loads (see LaunchForOutput for when
-// that pays).
-template <typename OutT, int kGroups, int kTiles, int kUnroll, int kWarps, bool kVector, bool kOverlap>
-__global__ void __launch_bounds__(kWarps * 32) GemvKernel(const GemvParams p) {
+// that pays). kSwiGlu: W is an interleaved w12 (w12_layout.h) and the block
+// writes bf16(silu(a)·b) for its groups instead of its rows. kGrouped: two
+// projections in one grid (GemvParams).
+template <typename OutT, int kGroups, int kTiles, int kUnroll, int kWarps, bool kVector, bool kOverlap, bool kSwiGlu,
+          bool kGrouped>
+__global__ void __launch_bounds__(kWarps * 32) GemvKernel(const GemvParams params) {
+  static_assert(!kSwiGlu || std::is_same_v<OutT, __nv_bfloat16>, "the SwiGLU epilogue writes bf16");
+  const GemvProblemParams p = BlockProblem<kGrouped>(params);
   const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
   const int g = lane / 4, t = lane % 4;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * (kTileRows * kTiles);
+  const int64_t row0 = static_cast<int64_t>(static_cast<int>(blockIdx.x) - p.first_block) * (kTileRows * kTiles);
   const int in = p.in;
+  const int n = params.n;
 
   // This lane's weight rows (g and g + 8 of every tile) and batch rows (g of
   // every group), clamped into range, already offset by its 8t.
@@ -171,7 +210,7 @@ __global__ void __launch_bounds__(kWarps * 32) GemvKernel(const GemvParams p) {
   const __nv_bfloat16* x_rows[kGroups];
 #pragma unroll
   for (int group = 0; group < kGroups; ++group) {
-    const int64_t batch_row = std::min(kBatchGroup * group + g, p.n - 1);
+    const int64_t batch_row = std::min(kBatchGroup * group + g, n - 1);
     x_rows[group] = p.x + batch_row * p.x_stride + 8 * t;
   }
 
@@ -285,33 +324,67 @@ __global__ void __launch_bounds__(kWarps * 32) GemvKernel(const GemvParams p) {
   }
   __syncthreads();
 
-  // Thread e writes y[col][row0 + r] with e = col · rows + r: consecutive
-  // threads write consecutive outputs of one batch row.
-  constexpr int kRows = kTileRows * kTiles;
-  OutT* y = static_cast<OutT*>(p.y);
-  for (int e = static_cast<int>(threadIdx.x); e < kRows * p.n; e += kWarps * 32) {
-    const int col = e / kRows, r = e % kRows;
-    const int64_t row = row0 + r;
-    if (row >= p.out) continue;
-    // Where the mma left (row, col): C fragment value c of lane (g, t) holds
-    // row g + 8·(c / 2), column 2t + c % 2.
+  // The block's sum for its row r (0 .. kTiles·16 − 1) and batch row col.
+  // Where the mma left (row, col): C fragment value c of lane (g, t) holds
+  // row g + 8·(c / 2), column 2t + c % 2.
+  auto block_sum = [&](int r, int col) {
     const int tile = r / kTileRows, rr = r % kTileRows, group = col / kBatchGroup, cc = col % kBatchGroup;
     const int src_lane = (rr % 8) * 4 + cc / 2;
     const int value = (tile * kGroups + group) * 4 + (rr / 8) * 2 + cc % 2;
     float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) sum += partial[w][value][src_lane];
-    OutT* out = y + col * p.y_stride + row;
-    // The order of cpu::Linear: (y + x·wᵀ) + bias.
-    if (p.accumulate) sum = LoadOutput(out) + sum;
-    if (p.bias != nullptr) sum += p.bias[row];
-    StoreOutput(out, sum);
+    return sum;
+  };
+
+  constexpr int kRows = kTileRows * kTiles;
+  OutT* y = static_cast<OutT*>(p.y);
+  if constexpr (kSwiGlu) {
+    // Tile `tile` is group row0 / 16 + tile of the interleaved w12: a_j at
+    // its row j % 8, b_j at row size + j % 8. Each half is rounded to bf16
+    // first, as a bf16 ab stored by the unfused GEMV would be, so the result
+    // is bit-identical to GEMV + LaunchSwiGlu. Thread e writes y[col][j]
+    // with e = col · (kRows / 2) + j − 8 · first group.
+    constexpr int kOutputs = kRows / 2;
+    const int64_t ffn = p.out / 2;
+    for (int e = static_cast<int>(threadIdx.x); e < kOutputs * n; e += kWarps * 32) {
+      const int col = e / kOutputs, tile = (e % kOutputs) / static_cast<int>(kW12Group),
+                i = e % static_cast<int>(kW12Group);
+      const int64_t group = row0 / kTileRows + tile;
+      const int64_t j = kW12Group * group + i;
+      if (j >= ffn) continue;
+      const int size = static_cast<int>(W12GroupSize(group, ffn));
+      if (i >= size) continue;
+      const float a = __bfloat162float(__float2bfloat16_rn(block_sum(tile * kTileRows + i, col)));
+      const float b = __bfloat162float(__float2bfloat16_rn(block_sum(tile * kTileRows + size + i, col)));
+      y[col * p.y_stride + j] = __float2bfloat16_rn(SiluMul(a, b));
+    }
+  } else {
+    // Thread e writes y[col][row0 + r] with e = col · rows + r: consecutive
+    // threads write consecutive outputs of one batch row.
+    for (int e = static_cast<int>(threadIdx.x); e < kRows * n; e += kWarps * 32) {
+      const int col = e / kRows, r = e % kRows;
+      const int64_t row = row0 + r;
+      if (row >= p.out) continue;
+      float sum = block_sum(r, col);
+      OutT* out = y + col * p.y_stride + row;
+      // The order of cpu::Linear: (y + x·wᵀ) + bias.
+      if (params.accumulate) sum = LoadOutput(out) + sum;
+      if (p.bias != nullptr) sum += p.bias[row];
+      StoreOutput(out, sum);
+    }
   }
 }
 
-template <typename OutT, int kGroups, int kTiles, int kUnroll, int kWarps, bool kVector, bool kOverlap>
-absl::Status LaunchConfigured(const GemvParams& params, bool programmatic, cudaStream_t stream) {
-  const int64_t blocks = (params.out + kTileRows * kTiles - 1) / (kTileRows * kTiles);
+template <typename OutT, int kGroups, int kTiles, int kUnroll, int kWarps, bool kVector, bool kOverlap, bool kSwiGlu,
+          bool kGrouped>
+absl::Status LaunchConfigured(GemvParams params, bool programmatic, cudaStream_t stream) {
+  constexpr int64_t kBlockRows = kTileRows * kTiles;
+  int64_t blocks = (params.first.out + kBlockRows - 1) / kBlockRows;
+  if constexpr (kGrouped) {
+    params.second.first_block = static_cast<int>(blocks);
+    blocks += (params.second.out + kBlockRows - 1) / kBlockRows;
+  }
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(blocks));
   config.blockDim = dim3(kWarps * 32);
@@ -320,8 +393,8 @@ absl::Status LaunchConfigured(const GemvParams& params, bool programmatic, cudaS
   cudaLaunchAttribute attribute = ProgrammaticLaunchAttribute();
   config.attrs = &attribute;
   config.numAttrs = kOverlap && programmatic ? 1 : 0;
-  CUDA_RETURN_IF_ERROR(
-      cudaLaunchKernelEx(&config, GemvKernel<OutT, kGroups, kTiles, kUnroll, kWarps, kVector, kOverlap>, params));
+  CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(
+      &config, GemvKernel<OutT, kGroups, kTiles, kUnroll, kWarps, kVector, kOverlap, kSwiGlu, kGrouped>, params));
   CUDA_RETURN_IF_LAUNCH_ERROR();
   return absl::OkStatus();
 }
@@ -342,47 +415,109 @@ absl::Status LaunchConfigured(const GemvParams& params, bool programmatic, cudaS
 //    halve the x traffic per weight (+12 to +20 points on w3 and the 4096²
 //    maps). The L2 prefetch of the first chunks (a few MB) and programmatic
 //    launch take 2-5 points of launch overhead off these short kernels.
-template <typename OutT>
+// A grouped launch counts the tiles of both projections (the embed_q and
+// embed_kv pair of Mistral-SUPRA, 256 + 64 tiles, takes the same split as
+// each of them alone).
+template <typename OutT, bool kSwiGlu, bool kGrouped>
 absl::Status LaunchForOutput(const GemvParams& params, bool vector, bool programmatic, cudaStream_t stream) {
   const bool two_groups = params.n > kBatchGroup;
   if (!vector) {
-    if (two_groups) return LaunchConfigured<OutT, 2, 1, 1, 4, false, false>(params, programmatic, stream);
-    return LaunchConfigured<OutT, 1, 1, 1, 4, false, false>(params, programmatic, stream);
+    if (two_groups) {
+      return LaunchConfigured<OutT, 2, 1, 1, 4, false, false, kSwiGlu, kGrouped>(params, programmatic, stream);
+    }
+    return LaunchConfigured<OutT, 1, 1, 1, 4, false, false, kSwiGlu, kGrouped>(params, programmatic, stream);
   }
-  const int64_t tiles = (params.out + kTileRows - 1) / kTileRows;
+  int64_t tiles = (params.first.out + kTileRows - 1) / kTileRows;
+  if constexpr (kGrouped) tiles += (params.second.out + kTileRows - 1) / kTileRows;
   if (tiles >= 1024) {
-    if (two_groups) return LaunchConfigured<OutT, 2, 2, 8, 2, true, false>(params, programmatic, stream);
-    return LaunchConfigured<OutT, 1, 2, 8, 2, true, false>(params, programmatic, stream);
+    if (two_groups) {
+      return LaunchConfigured<OutT, 2, 2, 8, 2, true, false, kSwiGlu, kGrouped>(params, programmatic, stream);
+    }
+    return LaunchConfigured<OutT, 1, 2, 8, 2, true, false, kSwiGlu, kGrouped>(params, programmatic, stream);
   }
   if (tiles * 8 >= 3000) {
-    if (two_groups) return LaunchConfigured<OutT, 2, 1, 2, 8, true, true>(params, programmatic, stream);
-    return LaunchConfigured<OutT, 1, 1, 2, 8, true, true>(params, programmatic, stream);
+    if (two_groups) {
+      return LaunchConfigured<OutT, 2, 1, 2, 8, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
+    }
+    return LaunchConfigured<OutT, 1, 1, 2, 8, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
   }
-  if (two_groups) return LaunchConfigured<OutT, 2, 2, 2, 16, true, true>(params, programmatic, stream);
-  return LaunchConfigured<OutT, 1, 1, 2, 16, true, true>(params, programmatic, stream);
+  if (two_groups) {
+    return LaunchConfigured<OutT, 2, 2, 2, 16, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
+  }
+  return LaunchConfigured<OutT, 1, 1, 2, 16, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
 }
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The shared checks; `what` names the launcher in the message.
+absl::Status CheckProblem(const char* what, const GemvProblem& problem, int64_t n) {
+  if (problem.x == nullptr || problem.w == nullptr || problem.y == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": null x, w or y"));
+  }
+  if (n < 1 || n > kGemvMaxRows || problem.in < 1 || problem.in > kMaxDim || problem.out < 1 || problem.out > kMaxDim ||
+      problem.x_stride < problem.in || problem.y_stride < problem.out) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": unsupported shape n=", n, " in=", problem.in, " out=", problem.out, " x_stride=", problem.x_stride,
+        " y_stride=", problem.y_stride, " (n must be in [1, ", kGemvMaxRows, "])"));
+  }
+  return absl::OkStatus();
+}
+
+GemvProblemParams ToParams(const GemvProblem& problem) {
+  return GemvProblemParams{problem.x,
+                           problem.x_stride,
+                           problem.w,
+                           problem.bias,
+                           problem.y,
+                           problem.y_stride,
+                           static_cast<int>(problem.in),
+                           static_cast<int>(problem.out),
+                           0};
+}
+
+bool VectorFriendly(const GemvProblem& problem) {
+  return problem.in % 8 == 0 && problem.x_stride % 8 == 0 && Aligned16(problem.x) && Aligned16(problem.w);
+}
 
 }  // namespace
 
 absl::Status LaunchGemv(const __nv_bfloat16* x, int64_t x_stride, const __nv_bfloat16* w, const float* bias, void* y,
                         int64_t y_stride, bool y_is_bf16, int64_t n, int64_t in, int64_t out, bool accumulate,
                         cudaStream_t stream, bool programmatic_launch) {
-  if (x == nullptr || w == nullptr || y == nullptr) {
-    return absl::InvalidArgumentError("LaunchGemv: null x, w or y");
+  const GemvProblem problem{x, x_stride, w, bias, y, y_stride, in, out};
+  if (absl::Status status = CheckProblem("LaunchGemv", problem, n); !status.ok()) return status;
+  const GemvParams params{ToParams(problem), GemvProblemParams{}, static_cast<int>(n), accumulate};
+  const bool vector = VectorFriendly(problem);
+  if (y_is_bf16) return LaunchForOutput<__nv_bfloat16, false, false>(params, vector, programmatic_launch, stream);
+  return LaunchForOutput<float, false, false>(params, vector, programmatic_launch, stream);
+}
+
+absl::Status LaunchGemvPair(const GemvProblem& first, const GemvProblem& second, bool y_is_bf16, int64_t n,
+                            bool accumulate, cudaStream_t stream, bool programmatic_launch) {
+  if (absl::Status status = CheckProblem("LaunchGemvPair (first)", first, n); !status.ok()) return status;
+  if (absl::Status status = CheckProblem("LaunchGemvPair (second)", second, n); !status.ok()) return status;
+  // Both grids of blocks together must fit gridDim.x (2^31 − 1 blocks of 16
+  // rows is far beyond two matrices of at most 2^30 rows each: no check).
+  const GemvParams params{ToParams(first), ToParams(second), static_cast<int>(n), accumulate};
+  const bool vector = VectorFriendly(first) && VectorFriendly(second);
+  if (y_is_bf16) return LaunchForOutput<__nv_bfloat16, false, true>(params, vector, programmatic_launch, stream);
+  return LaunchForOutput<float, false, true>(params, vector, programmatic_launch, stream);
+}
+
+absl::Status LaunchGemvSwiGlu(const __nv_bfloat16* x, int64_t x_stride, const __nv_bfloat16* w12, __nv_bfloat16* out,
+                              int64_t out_stride, int64_t n, int64_t in, int64_t ffn, cudaStream_t stream,
+                              bool programmatic_launch) {
+  if (ffn < 1 || ffn > kMaxDim / 2 || out_stride < ffn) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("LaunchGemvSwiGlu: unsupported ffn=", ffn, " out_stride=", out_stride));
   }
-  if (n < 1 || n > kGemvMaxRows || in < 1 || in > kMaxDim || out < 1 || out > kMaxDim || x_stride < in ||
-      y_stride < out) {
-    return absl::InvalidArgumentError(absl::StrCat("LaunchGemv: unsupported shape n=", n, " in=", in, " out=", out,
-                                                   " x_stride=", x_stride, " y_stride=", y_stride,
-                                                   " (n must be in [1, ", kGemvMaxRows, "])"));
-  }
-  const GemvParams params{
-      x, x_stride, w, bias, y, y_stride, static_cast<int>(n), static_cast<int>(in), static_cast<int>(out), accumulate};
-  const bool vector = in % 8 == 0 && x_stride % 8 == 0 && Aligned16(x) && Aligned16(w);
-  if (y_is_bf16) return LaunchForOutput<__nv_bfloat16>(params, vector, programmatic_launch, stream);
-  return LaunchForOutput<float>(params, vector, programmatic_launch, stream);
+  // The problem's y is checked as [n, 2·ffn] by CheckProblem; the kernel
+  // writes only [n, ffn] of it with this stride.
+  const GemvProblem problem{x, x_stride, w12, nullptr, out, std::max(out_stride, 2 * ffn), in, 2 * ffn};
+  if (absl::Status status = CheckProblem("LaunchGemvSwiGlu", problem, n); !status.ok()) return status;
+  GemvParams params{ToParams(problem), GemvProblemParams{}, static_cast<int>(n), false};
+  params.first.y_stride = out_stride;
+  return LaunchForOutput<__nv_bfloat16, true, false>(params, VectorFriendly(problem), programmatic_launch, stream);
 }
 
 }  // namespace supra::cuda

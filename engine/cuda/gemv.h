@@ -47,6 +47,41 @@ absl::Status LaunchGemv(const __nv_bfloat16* x,  // [n, in], row stride x_stride
                         int64_t y_stride, bool y_is_bf16, int64_t n, int64_t in, int64_t out, bool accumulate,
                         cudaStream_t stream, bool programmatic_launch = true);
 
+// One projection of a grouped launch: y[n, out] (= or +=) x[n, in] · W[out, in]ᵀ
+// (+ bias), with the same meaning and limits as LaunchGemv's arguments.
+struct GemvProblem {
+  const __nv_bfloat16* x = nullptr;  // [n, in], row stride x_stride, bf16
+  int64_t x_stride = 0;
+  const __nv_bfloat16* w = nullptr;  // [out, in], contiguous, bf16
+  const float* bias = nullptr;       // [out], fp32, or nullptr
+  void* y = nullptr;                 // [n, out], row stride y_stride
+  int64_t y_stride = 0;
+  int64_t in = 0, out = 0;
+};
+
+// Two independent projections with the same n, output dtype and accumulate
+// mode in one launch (the feature-map projections of q and of k): the grid
+// holds the blocks of both, so the smaller one costs neither a launch nor a
+// wave of its own. The k split is chosen from both shapes together (never
+// from n), so results are batch invariant; at Mistral-SUPRA's shapes it is
+// the split each projection gets alone, so they are bit-identical to two
+// LaunchGemv calls. The y of one must not overlap any operand of the other.
+absl::Status LaunchGemvPair(const GemvProblem& first, const GemvProblem& second, bool y_is_bf16, int64_t n,
+                            bool accumulate, cudaStream_t stream, bool programmatic_launch = true);
+
+// The feed-forward hidden layer in one launch: out = bf16(silu(a) · b) with
+// a = W1·x and b = W2·x, from the interleaved w12 (w12_layout.h; [2·ffn, in],
+// bf16). Each of a and b is rounded to bf16 before the activation, so the
+// result is bit-identical to LaunchGemv into a bf16 ab followed by
+// LaunchSwiGlu. Same limits as LaunchGemv (n in [1, 16], 2·ffn rows);
+// INVALID_ARGUMENT also for out_stride < ffn.
+absl::Status LaunchGemvSwiGlu(const __nv_bfloat16* x,  // [n, in], row stride x_stride, bf16
+                              int64_t x_stride,
+                              const __nv_bfloat16* w12,  // [2·ffn, in], interleaved (w12_layout.h), bf16
+                              __nv_bfloat16* out,        // [n, ffn], row stride out_stride, bf16
+                              int64_t out_stride, int64_t n, int64_t in, int64_t ffn, cudaStream_t stream,
+                              bool programmatic_launch = true);
+
 }  // namespace supra::cuda
 
 #endif  // SUPRA_ENGINE_CUDA_GEMV_H_

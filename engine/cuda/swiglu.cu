@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/programmatic_launch.cuh"
+#include "engine/cuda/silu.cuh"
+#include "engine/cuda/w12_layout.h"
 
 namespace supra::cuda {
 namespace {
@@ -18,25 +20,24 @@ constexpr int64_t kManyRows = 264;
 // Columns of one row spread over gridDim.y (at most 65535 blocks).
 constexpr int64_t kMaxFfn = int64_t{1} << 23;
 
-// silu(a) · b as cpu::SwiGlu: a / (1 + e^−a) · b; for a → −∞ this is −0.
-__device__ __forceinline__ float SiluMul(float a, float b) { return a / (1.0f + expf(-a)) * b; }
-
-// Rows on blockIdx.x, column chunks on blockIdx.y. Vector path: 8 values (16
-// bytes) of a, of b and of out per thread. Requires ffn % 8 == 0 and 16-byte
-// aligned ab and out. Programmatic launch (programmatic_launch.cuh): nothing
-// is read before the wait.
+// Rows on blockIdx.x, column chunks on blockIdx.y. Vector path: one group of
+// the interleaved layout per thread, 8 values (16 bytes) of a, of b and of
+// out. Requires ffn % 8 == 0 (whole groups) and 16-byte aligned ab and out.
+// Programmatic launch (programmatic_launch.cuh): nothing is read before the
+// wait.
 __global__ void __launch_bounds__(kMaxThreads)
-    SwiGluVec8Kernel(const __nv_bfloat16* ab,  // [n, 2·ffn], bf16; plain loads (written by the previous kernel)
+    SwiGluVec8Kernel(const __nv_bfloat16* ab,  // [n, 2·ffn], bf16, interleaved; plain loads (written by the
+                                               // previous kernel)
                      int64_t ffn,
                      __nv_bfloat16* __restrict__ out) {  // [n, ffn], bf16
   const int64_t row = blockIdx.x;
-  const int64_t unit = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;  // columns 8·unit ..
+  const int64_t group = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;  // columns 8·group ..
   WaitForPreviousKernel();
   AllowNextKernel();
-  if (unit * 8 >= ffn) return;
-  const __nv_bfloat16* a_row = ab + row * 2 * ffn;
-  const uint4 a_raw = reinterpret_cast<const uint4*>(a_row)[unit];
-  const uint4 b_raw = reinterpret_cast<const uint4*>(a_row + ffn)[unit];
+  if (group * kW12Group >= ffn) return;
+  const __nv_bfloat16* group_ab = ab + row * 2 * ffn + 2 * kW12Group * group;
+  const uint4 a_raw = reinterpret_cast<const uint4*>(group_ab)[0];
+  const uint4 b_raw = reinterpret_cast<const uint4*>(group_ab)[1];
   const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&a_raw);
   const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&b_raw);
   uint4 out_raw;
@@ -46,12 +47,12 @@ __global__ void __launch_bounds__(kMaxThreads)
     const float2 a = __bfloat1622float2(a2[j]), b = __bfloat1622float2(b2[j]);
     o2[j] = __floats2bfloat162_rn(SiluMul(a.x, b.x), SiluMul(a.y, b.y));
   }
-  reinterpret_cast<uint4*>(out + row * ffn)[unit] = out_raw;
+  reinterpret_cast<uint4*>(out + row * ffn)[group] = out_raw;
 }
 
 // Any width and alignment: one value per thread.
 __global__ void __launch_bounds__(kMaxThreads)
-    SwiGluScalarKernel(const __nv_bfloat16* ab,  // [n, 2·ffn], bf16; plain loads (written by the previous kernel)
+    SwiGluScalarKernel(const __nv_bfloat16* ab,  // [n, 2·ffn], bf16, interleaved; plain loads
                        int64_t ffn,
                        __nv_bfloat16* __restrict__ out) {  // [n, ffn], bf16
   const int64_t row = blockIdx.x;
@@ -59,8 +60,10 @@ __global__ void __launch_bounds__(kMaxThreads)
   WaitForPreviousKernel();
   AllowNextKernel();
   if (col >= ffn) return;
-  const __nv_bfloat16* a_row = ab + row * 2 * ffn;
-  out[row * ffn + col] = __float2bfloat16_rn(SiluMul(__bfloat162float(a_row[col]), __bfloat162float(a_row[ffn + col])));
+  const __nv_bfloat16* row_ab = ab + row * 2 * ffn;
+  const float a = __bfloat162float(row_ab[InterleavedW12Row(col, false, ffn)]);
+  const float b = __bfloat162float(row_ab[InterleavedW12Row(col, true, ffn)]);
+  out[row * ffn + col] = __float2bfloat16_rn(SiluMul(a, b));
 }
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }

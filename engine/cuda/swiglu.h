@@ -13,11 +13,14 @@
 namespace supra::cuda {
 
 // out = bf16(silu(a) · b), computed in fp32 as cpu::SwiGlu does
-// (silu(a) = a / (1 + e^−a)), where a is the first `ffn` columns of each row
-// of ab (W1·g) and b the rest (W2·g). INVALID_ARGUMENT for null pointers
-// (with n > 0) or sizes out of range. Launched with programmatic dependent
-// launch (programmatic_launch.cuh); nothing is read before the wait.
-absl::Status LaunchSwiGlu(const __nv_bfloat16* ab,  // [n, 2·ffn], bf16
+// (silu(a) = a / (1 + e^−a)), where ab holds a (W1·g) and b (W2·g) with its
+// columns interleaved in groups of 8 (w12_layout.h), as a GEMM over the
+// device's w12 leaves them: the prefill path (cuBLAS) and decode batches
+// beyond the GEMV; smaller ones fuse this into the projection
+// (LaunchGemvSwiGlu). INVALID_ARGUMENT for null pointers (with n > 0) or
+// sizes out of range. Launched with programmatic dependent launch
+// (programmatic_launch.cuh); nothing is read before the wait.
+absl::Status LaunchSwiGlu(const __nv_bfloat16* ab,  // [n, 2·ffn], bf16, interleaved (w12_layout.h)
                           int64_t n, int64_t ffn,
                           __nv_bfloat16* out,  // [n, ffn], bf16
                           cudaStream_t stream);

@@ -27,6 +27,7 @@
 #include "engine/cuda/feature_map_rope.h"
 #include "engine/cuda/rms_norm.h"
 #include "engine/cuda/swiglu.h"
+#include "engine/cuda/w12_layout.h"
 #include "gtest/gtest.h"
 #include "tests/engine/cuda/cuda_test_util.h"
 #include "tests/engine/testing/random_model.h"
@@ -451,7 +452,14 @@ TEST_P(CudaSwiGluTest, MatchesCpu) {
   std::vector<float> want(c.n * c.ffn);
   cpu::SwiGlu(cpu::ConstMatrix{ab.data(), c.n, 2 * c.ffn, 2 * c.ffn}, cpu::Matrix{want.data(), c.n, c.ffn, c.ffn},
               nullptr);
-  const auto ab_d = UploadBf16(ab);
+  // The device reads ab with its columns in w12's interleaved order.
+  std::vector<float> interleaved(ab.size());
+  for (int64_t r = 0; r < c.n; ++r) {
+    for (int64_t col = 0; col < 2 * c.ffn; ++col) {
+      interleaved[r * 2 * c.ffn + col] = ab[r * 2 * c.ffn + CheckpointW12Row(col, c.ffn)];
+    }
+  }
+  const auto ab_d = UploadBf16(interleaved);
   auto out_d = PoisonedBuffer<__nv_bfloat16>(c.n * c.ffn);
   ASSERT_TRUE(LaunchSwiGlu(ab_d.data(), c.n, c.ffn, out_d.data(), nullptr).ok());
   EXPECT_LE(RelativeMaxError(DownloadBf16(out_d), want), kBf16Tolerance);
@@ -459,7 +467,8 @@ TEST_P(CudaSwiGluTest, MatchesCpu) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaSwiGluTest,
                          ::testing::Values(SwiGluCase{1, 40}, SwiGluCase{7, 40},
-                                           SwiGluCase{3, 37},  // odd width: scalar kernel
+                                           SwiGluCase{3, 37},  // odd width: scalar kernel, a last group of 5
+                                           SwiGluCase{2, 3},   // a single partial group
                                            SwiGluCase{1, 14336}, SwiGluCase{7, 14336}, SwiGluCase{64, 14336},
                                            SwiGluCase{300, 14336}),
                          SwiGluName);
