@@ -395,6 +395,9 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// What kAuto runs: the tensor-core kernel, which handles every accepted shape.
+constexpr bool kAutoUsesTensorCores = true;
+
 template <typename StateT>
 absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
                        int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks, int num_chunks,
@@ -412,7 +415,9 @@ absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k
   }
   if (num_chunks == 0 || rows == 0) return absl::OkStatus();
   if (chunks == nullptr) return absl::InvalidArgumentError("chunked attention: null chunks");
-  if (which != ChunkedAttentionKernel::kSimt) {
+  const bool tensor_cores = which == ChunkedAttentionKernel::kTensorCore ||
+                            (which == ChunkedAttentionKernel::kAuto && kAutoUsesTensorCores);
+  if (tensor_cores) {
     return attention_internal::LaunchChunkedAttentionTensorCore(dims, q, k, v, v_stride, gammas, chunks, num_chunks,
                                                                 rows, state, out, stream);
   }

@@ -175,7 +175,9 @@ __device__ __forceinline__ void StoreSplitState(const float (&p)[4][4], int f_ro
 
 // Grid (tiles, H, chunks), cluster (tiles, 1, 1): block `rank` owns columns
 // [32·rank, 32·rank + 32) of the head's state and output. One block per SM.
-template <typename StateT>
+// kFixedF16: F rounded up to 16 known at compile time (128, Mistral-SUPRA's:
+// the feature loops unroll and their addresses fold), or 0 for any F.
+template <typename StateT, int kFixedF16>
 __global__ void __launch_bounds__(kThreads, 1)
     ChunkedAttentionTcKernel(AttentionDims dims,
                              const float* __restrict__ q,          // [rows, H·F]
@@ -195,7 +197,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     return;
   }
   const int heads = dims.heads, f_dim = dims.features, dv = dims.value_dim;
-  const TcLayout lay = MakeTcLayout(f_dim);
+  const TcLayout lay = MakeTcLayout(kFixedF16 > 0 ? kFixedF16 : f_dim);
+  const int f16 = kFixedF16 > 0 ? kFixedF16 : lay.f16;
   auto q_s = [&](int buf) { return reinterpret_cast<float*>(smem + lay.q + buf * lay.qk_bytes); };
   auto k_s = [&](int buf) { return reinterpret_cast<float*>(smem + lay.k + buf * lay.qk_bytes); };
   auto v_s = [&](int buf) { return reinterpret_cast<__nv_bfloat16*>(smem + lay.v + buf * kVBytes); };
@@ -211,19 +214,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, tig = lane % 4;
   const int d0 = rank * kTD;
-  const int ld = lay.ld_qk;
+  const int ld = kFixedF16 > 0 ? kFixedF16 + 4 : lay.ld_qk;
   // Warp roles: rows [i_lo, i_lo + 16) of the scores and of O; score columns
   // [32·half, +32), O columns [16·half, +16); state rows [16·warp, +16).
   const int i_lo = 16 * (warp / 2), half = warp % 2;
   const int f_row = 16 * warp + g;  // state rows f_row and f_row + 8
-  const bool owns_state = 16 * warp < lay.f16;
+  const bool owns_state = 16 * warp < f16;
 
   const float gamma = gammas[head];
   if (tid <= kT) {
     decay[tid] = tid == 0 ? 1.0f : static_cast<float>(exp(static_cast<double>(tid) * log(static_cast<double>(gamma))));
   }
-  if (vec_qk && lay.f16 > f_dim) {  // padding columns, never written by the copies
-    const int pad = lay.f16 - f_dim;
+  if (vec_qk && f16 > f_dim) {  // padding columns, never written by the copies
+    const int pad = f16 - f_dim;
     for (int e = tid; e < 4 * kT * pad; e += kThreads) {
       // The four buffers (Q 0, Q 1, K̃ 0, K̃ 1) follow each other.
       const int buf = e / (kT * pad), i = e % (kT * pad) / pad, f = f_dim + e % pad;
@@ -277,8 +280,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     float o[2][4] = {};
     if (rows_here) {
       float s[4][4] = {};
-#pragma unroll 2
-      for (int f0 = 0; f0 < lay.f16; f0 += 8) {
+#pragma unroll 4
+      for (int f0 = 0; f0 < f16; f0 += 8) {
         uint32_t ah[4], al[4];
         SplitTf32(qs[(i_lo + g) * ld + f0 + tig], ah[0], al[0]);
         SplitTf32(qs[(i_lo + g + 8) * ld + f0 + tig], ah[1], al[1]);
@@ -481,7 +484,8 @@ absl::Status LaunchTc(const AttentionDims& dims, const float* q, const float* k,
   const bool vec_qk = dims.features % 4 == 0 && Aligned16(q) && Aligned16(k);
   const bool vec_v = dims.value_dim % 8 == 0 && v_stride % 8 == 0 && Aligned16(v);
   const size_t smem_bytes = static_cast<size_t>(MakeTcLayout(dims.features).total);
-  auto* kernel = &ChunkedAttentionTcKernel<StateT>;
+  auto* kernel = (dims.features + 15) / 16 * 16 == 128 ? &ChunkedAttentionTcKernel<StateT, 128>
+                                                      : &ChunkedAttentionTcKernel<StateT, 0>;
   CUDA_RETURN_IF_ERROR(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
   cudaLaunchConfig_t config = {};

@@ -33,6 +33,7 @@
 #include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -242,6 +243,9 @@ std::vector<ShapeCase> Shapes() {
 }
 
 std::string ShapeName(const ::testing::TestParamInfo<ShapeCase>& info) { return info.param.name; }
+
+// gtest prints parameters of failed tests by their name, not their bytes.
+void PrintTo(const ShapeCase& shape, std::ostream* os) { *os << shape.name; }
 
 // The prefill shapes: the decode ones plus feature counts that are not a
 // multiple of 8 or 16 (the tensor-core kernel pads F to 16 with zeros).
