@@ -73,7 +73,7 @@ GenerateReactor* GenerateReactor::Start(grpc::CallbackServerContext* context, co
 void GenerateReactor::OnTokens(absl::Span<const int32_t> ids, std::string_view text,
                                absl::Span<const Logprobs> logprobs) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (client_gone_) return;
+  // Kept even when the client is gone: Retract must count what was not sent.
   v1::Chunk* chunk = next_.mutable_chunk();
   for (size_t i = 0; i < ids.size(); ++i) {
     chunk->add_token_ids(ids[i]);

@@ -57,7 +57,7 @@ TEST(ServerErrorsTest, BadInputsGetAClearStatusAndTheServerStaysHealthy) {
        grpc::StatusCode::INVALID_ARGUMENT, "INVALID_SAMPLING", "sampling.presence_penalty"},
       {"max_tokens 0", [](v1::GenerateRequest& r) { r.set_max_tokens(0); }, grpc::StatusCode::INVALID_ARGUMENT,
        "INVALID_MAX_TOKENS", "max_tokens"},
-      {"max_tokens over the limit", [](v1::GenerateRequest& r) { r.set_max_tokens(4097); },
+      {"max_tokens over the limit", [](v1::GenerateRequest& r) { r.set_max_tokens(100001); },
        grpc::StatusCode::INVALID_ARGUMENT, "INVALID_MAX_TOKENS", "max_tokens"},
       {"negative logprobs", [](v1::GenerateRequest& r) { r.set_logprobs(-1); }, grpc::StatusCode::INVALID_ARGUMENT,
        "INVALID_LOGPROBS", "logprobs"},
@@ -94,7 +94,7 @@ TEST(ServerErrorsTest, SecondGenerateOnABusySessionIsAbortedNotInterleaved) {
     grpc::ClientContext context;
     ASSERT_TRUE(f.sessions().CreateSession(&context, create, &created).ok());
   }
-  v1::GenerateRequest slow = GreedyText("Once upon a time", 4000);
+  v1::GenerateRequest slow = GreedyText("Once upon a time", 100000);
   slow.set_session_id("busy-one");
   slow.set_ignore_eos(true);
   grpc::ClientContext context;

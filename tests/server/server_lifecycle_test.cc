@@ -23,7 +23,7 @@ namespace supra::server::testing {
 namespace {
 
 v1::GenerateRequest LongTurn(const std::string& session) {
-  v1::GenerateRequest r = GreedyText("Once upon a time", 4000);
+  v1::GenerateRequest r = GreedyText("Once upon a time", 100000);
   r.set_ignore_eos(true);
   if (!session.empty()) r.set_session_id(session);
   return r;
@@ -70,7 +70,7 @@ TEST(ServerLifecycleTest, DeadlineExceededEndsTheTurnAndKeepsWhatWasSent) {
   ASSERT_TRUE(f.models().Tokenize(&c2, tr, &tokens).ok());
   ASSERT_GE(tokens.token_ids_size(), 2);
   EXPECT_GE(length, tokens.token_ids_size() + received);
-  EXPECT_LT(length, tokens.token_ids_size() + 4000);
+  EXPECT_LT(length, tokens.token_ids_size() + 100000);
   // The session is free again.
   v1::GenerateRequest next = GreedyText(" more", 2);
   next.set_session_id("slow");
@@ -94,10 +94,49 @@ TEST(ServerLifecycleTest, ClientThatDisconnectsFreesItsRequest) {
   }
   const int64_t length = SessionLength(f, "gone");
   EXPECT_GT(length, 0);
-  EXPECT_LT(length, 4000);
+  EXPECT_LT(length, 100000);
   v1::GenerateRequest next = GreedyText(" more", 2);
   next.set_session_id("gone");
   EXPECT_TRUE(f.Generate(next).status.ok());
+}
+
+TEST(ServerLifecycleTest, SlowReaderStallsOnlyItsOwnTurnWithABoundedBuffer) {
+  ServerFixture f;
+  Create(f, "slow-reader");
+  // Its own channel with a small flow-control window, never read.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 1 << 20);
+  auto channel = grpc::CreateCustomChannel(f.address(), grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::InferenceService::NewStub(channel);
+  grpc::ClientContext context;
+  auto reader = stub->Generate(&context, LongTurn("slow-reader"));
+  v1::GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response));  // started; now stop reading
+  auto length_now = [&] {
+    v1::GetSessionRequest request;
+    request.set_session_id("slow-reader");
+    v1::GetSessionResponse out;
+    grpc::ClientContext c;
+    EXPECT_TRUE(f.sessions().GetSession(&c, request, &out).ok());
+    EXPECT_TRUE(out.session().busy());
+    return out.session().length();
+  };
+  // Others are served meanwhile.
+  const Streamed other = f.Generate(GreedyText("Hello", 50));
+  ASSERT_TRUE(other.status.ok()) << other.status.error_message();
+  EXPECT_EQ(other.ids.size(), 50u);
+  // The unread turn stalls once the transport's window is full: its length
+  // stops growing (8k tokens a second otherwise).
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const int64_t stalled = length_now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(length_now(), stalled);
+  EXPECT_LT(stalled, 100000);
+  context.TryCancel();
+  while (reader->Read(&response)) {
+  }
+  reader->Finish();
 }
 
 TEST(ServerLifecycleTest, DrainFinishesInFlightStreamsAndRefusesNewOnes) {
@@ -112,9 +151,11 @@ TEST(ServerLifecycleTest, DrainFinishesInFlightStreamsAndRefusesNewOnes) {
   auto r2 = f.inference().Generate(&c2, LongTurn(""));
   v1::GenerateResponse response;
   ASSERT_TRUE(r2->Read(&response));
-  std::thread drain([&] { f.server().Shutdown(absl::Milliseconds(400)); });
+  // The tiny model runs thousands of tokens a second: the long turn (100000
+  // tokens) outlasts a 150 ms drain, the short one (30) does not.
+  std::thread drain([&] { f.server().Shutdown(absl::Milliseconds(150)); });
   // While draining: NOT_SERVING and new turns refused.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
   EXPECT_EQ(f.Health(), 2);
   const Streamed refused = f.Generate(GreedyText("Hi", 2));
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);

@@ -296,7 +296,7 @@ TEST_F(ServerTest, ModelInfoAndTokenizer) {
   EXPECT_EQ(info.bos_token_id(), 1);
   EXPECT_EQ(info.eos_token_id(), 2);
   EXPECT_EQ(info.state_bytes_per_session(), f_.server().model().state_bytes());
-  EXPECT_EQ(info.limits().max_max_tokens(), 4096);
+  EXPECT_EQ(info.limits().max_max_tokens(), 100000);
   EXPECT_EQ(info.limits().max_sessions(), 64);
   EXPECT_EQ(info.api_version(), "supra.v1");
   EXPECT_FALSE(info.server_version().empty());

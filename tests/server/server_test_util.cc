@@ -14,7 +14,7 @@ ServerOptions SmallServerOptions() {
   o.model.cpu.num_threads = 1;
   o.loop.prefill_chunk = 16;
   o.loop.sessions.max_sessions = 64;
-  o.loop.max_tokens_limit = 4096;
+  o.loop.max_tokens_limit = 100000;  // long turns that deadlines and drains must cut
   o.loop.max_prompt_tokens = 2048;
   return o;
 }
