@@ -24,6 +24,21 @@ constexpr int kMaxTiles = kMaxAttentionValueDim / kTD;
 static_assert(kT == 64 && kTD == 32 && kThreads == 256, "the warp roles below assume these sizes");
 static_assert(kT * kTD / 8 == kThreads, "one 16-byte V copy per thread");
 
+// Row block (rows [16·rb, +16)) and column half of the scores and O per
+// warp, packed 4 bits (rb) and 1 bit (half) per warp. Warps w and w + 4 share
+// an SM sub-partition; the scores' work per role (3-mma tiles per feature
+// step, the diagonal skipped) is rb0: 4 + 2 (halves 0 + 1), rb1: 6 + 2,
+// rb2: 6 + 4, rb3: 6 + 6, so heavy roles are paired with light ones
+// (sums 8, 8, 10, 10 instead of up to 12 with w → (w / 2, w % 2)).
+constexpr uint32_t kWarpRowBlocks = 0x20102133u;  // w0..w7: 3 3 1 2 0 1 0 2
+constexpr uint32_t kWarpHalves = 0xB2u;           // w0..w7: 0 1 0 0 1 1 0 1
+constexpr bool WarpRolesAreABijection() {
+  uint32_t seen = 0;
+  for (int w = 0; w < 8; ++w) seen |= 1u << ((kWarpRowBlocks >> (4 * w) & 0xFu) * 2 + (kWarpHalves >> w & 1u));
+  return seen == 0xFFu;
+}
+static_assert(WarpRolesAreABijection(), "every (row block, half) role exactly once");
+
 // Byte offsets into the dynamic shared memory, each a multiple of 16. The two
 // buffers of Q, K̃ and V follow each other (buffer b at offset + b · bytes).
 struct TcLayout {
@@ -217,7 +232,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int ld = kFixedF16 > 0 ? kFixedF16 + 4 : lay.ld_qk;
   // Warp roles: rows [i_lo, i_lo + 16) of the scores and of O; score columns
   // [32·half, +32), O columns [16·half, +16); state rows [16·warp, +16).
-  const int i_lo = 16 * (warp / 2), half = warp % 2;
+  const int i_lo = 16 * static_cast<int>(kWarpRowBlocks >> (4 * warp) & 0xFu);
+  const int half = static_cast<int>(kWarpHalves >> warp & 1u);
   const int f_row = 16 * warp + g;  // state rows f_row and f_row + 8
   const bool owns_state = 16 * warp < f16;
 

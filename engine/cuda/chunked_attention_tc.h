@@ -21,9 +21,11 @@
 //   for the next sub-chunk's Q·P.
 // - The next sub-chunk's Q, K̃ and V are fetched with cp.async into a second
 //   buffer while the current one is computed.
-// Warp w (of 8), per sub-chunk: rows [16(w/2), +16) of the scores (columns
-// [32(w%2), +32), tiles wholly above the diagonal skipped) and of O (columns
-// [16(w%2), +16) of the block's 32); rows [16w, +16) of the state tile.
+// Warp w (of 8), per sub-chunk: one role (rb, half) of the eight: rows
+// [16·rb, +16) of the scores (columns [32·half, +32), tiles wholly above the
+// diagonal skipped) and of O (columns [16·half, +16) of the block's 32),
+// assigned so that warps sharing a sub-partition balance the triangular
+// work; and rows [16w, +16) of the state tile.
 // Warps whose rows lie past the sub-chunk's end skip the scores and O.
 //
 // Shared memory at F = 128 (F is padded to a multiple of 16 with zeros):
@@ -35,9 +37,9 @@
 //   γ^t, statistics                            2.3 KiB
 //   total 218 KiB: one block per SM (no second block to hide latency; the
 //   double-buffered loads do that). Registers: at most 255 per thread
-//   (__launch_bounds__(256, 1)); ptxas -v (CUDA 13.0, sm_90) reports 200 for
+//   (__launch_bounds__(256, 1)); ptxas -v (CUDA 13.0, sm_90) reports 189 for
 //   the F = 128 specialisation (feature loops with constant trip counts) and
-//   226 for the any-F instance, no spills, no stack.
+//   197 for the any-F instance, no spills, no stack.
 //
 // Accuracy (vs the fp32 SIMT kernel): a 3xTF32 product misses lo_a·lo_b and
 // the rounding of the lo parts, at most ~2^-21 of |a·b| each; the tensor
