@@ -10,6 +10,7 @@
 #include "client/invocation.h"
 #include "client/model_commands.h"
 #include "client/session_commands.h"
+#include "client/snapshot_commands.h"
 
 namespace supra::client {
 namespace {
@@ -41,6 +42,10 @@ const std::vector<CommandInfo>& Commands() {
       {"sessions get", "ID", "Describe one session.", &SessionsGetFlagSpecs, &RunSessionsGet},
       {"sessions fork", "ID", "Copy a session; prints the new id on stdout.", &SessionsForkFlagSpecs, &RunSessionsFork},
       {"sessions delete", "ID", "Delete a session.", &SessionsDeleteFlagSpecs, &RunSessionsDelete},
+      {"sessions export", "ID FILE", "Save a session's snapshot to FILE ('-': stdout).", &SessionsExportFlagSpecs,
+       &RunSessionsExport},
+      {"sessions import", "FILE", "Create a session from a snapshot FILE ('-': stdin); prints its id.",
+       &SessionsImportFlagSpecs, &RunSessionsImport},
       {"tokenize", "[TEXT... | -]", "Print the token ids of TEXT (comma-separated).", &TokenizeFlagSpecs, &RunTokenize},
       {"detokenize", "IDS...", "Print the text of token ids, e.g. 1,415,302.", &DetokenizeFlagSpecs, &RunDetokenize},
       {"info", "", "Print the model and the server's limits.", &InfoFlagSpecs, &RunInfo},
@@ -141,10 +146,14 @@ int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream&
     return kExitOk;
   }
   if (name == "sessions") {
-    if (index >= args.size() || args[index].rfind("-", 0) == 0) {
-      const bool help = index < args.size() && args[index] == "--help";
+    // Global flags may sit between "sessions" and its subcommand too.
+    if (auto error = ParseFlags({&global_specs}, args, index, /*stop_at_positional=*/true, &flags, &index)) {
+      return Usage(err, *error);
+    }
+    if (index >= args.size()) {
+      const bool help = flags.Has("help");
       std::ostream& stream = help ? out : err;
-      stream << "Usage: supra-cli [GLOBAL FLAGS] sessions create|list|get|fork|delete ...\n";
+      stream << "Usage: supra-cli [GLOBAL FLAGS] sessions create|list|get|fork|delete|export|import ...\n";
       for (const CommandInfo& command : Commands()) {
         if (std::string(command.name).rfind("sessions ", 0) == 0) {
           std::string left = std::string("  ") + command.name + " " + command.arguments;

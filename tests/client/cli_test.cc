@@ -349,6 +349,21 @@ TEST_F(CliTest, UnreachableServerExits3) {
   EXPECT_EQ(RunRaw({"--target", "127.0.0.1:1", "health"}).code, kExitUnavailable);
 }
 
+TEST_F(CliTest, ExpiredTimeoutExits3) {
+  state_.after_first_chunk = [] {};  // the fake streams one chunk, then stalls until the call ends
+  const CliResult result = RunRaw({"--target", server_.target(), "--timeout", "0.2", "generate", "Hi"});
+  EXPECT_EQ(result.code, kExitUnavailable);
+  EXPECT_THAT(result.err, HasSubstr("DEADLINE_EXCEEDED"));
+}
+
+TEST_F(CliTest, GlobalFlagsGoAnywhere) {
+  ASSERT_EQ(RunRaw({"sessions", "--target", server_.target(), "--json", "get", "s1"}).code, 0);
+  const CliResult result = RunRaw({"info", "--target", server_.target(), "--json"});
+  ASSERT_EQ(result.code, 0) << result.err;
+  EXPECT_EQ(nlohmann::json::parse(result.out)["model_name"], "tiny-supra");
+  EXPECT_EQ(state_.calls(), 2);
+}
+
 TEST_F(CliTest, TargetFromTheEnvironment) {
   env_.variables["SUPRA_TARGET"] = server_.target();
   ASSERT_EQ(RunRaw({"info"}).code, 0);
@@ -439,6 +454,44 @@ TEST_F(CliTest, SessionsGetForkDeleteCallTheirRpcWithTheirFields) {
   EXPECT_FALSE(state_.delete_requests[1].has_expected_length());
   EXPECT_THAT(state_.methods,
               ::testing::ElementsAre("GetSession", "ForkSession", "ForkSession", "DeleteSession", "DeleteSession"));
+}
+
+TEST_F(CliTest, SessionsExportWritesTheSnapshotAndImportSendsItBack) {
+  const std::string path = ::testing::TempDir() + "/supra_cli_test_snapshot.bin";
+  const CliResult exported = Run({"sessions", "export", "s1", path});
+  ASSERT_EQ(exported.code, 0) << exported.err;
+  ASSERT_EQ(state_.export_requests.size(), 1U);
+  EXPECT_EQ(state_.export_requests[0].session_id(), "s1");
+  EXPECT_THAT(exported.err, HasSubstr("15 bytes, length 17"));
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream contents;
+  contents << file.rdbuf();
+  EXPECT_EQ(contents.str(), "snap-shot-bytes");
+
+  const CliResult imported = Run({"sessions", "import", path, "--id", "copy"});
+  ASSERT_EQ(imported.code, 0) << imported.err;
+  EXPECT_EQ(imported.out, "copy\n");
+  std::string sent;
+  for (const supra::v1::ImportSessionRequest& message : state_.import_messages) sent += message.data();
+  EXPECT_EQ(sent, "snap-shot-bytes");
+  ASSERT_FALSE(state_.import_messages.empty());
+  EXPECT_EQ(state_.import_messages[0].session_id(), "copy");
+  for (size_t i = 1; i < state_.import_messages.size(); ++i) EXPECT_FALSE(state_.import_messages[i].has_session_id());
+  std::remove(path.c_str());
+
+  // From stdin, without an id.
+  const CliResult from_stdin = Run({"sessions", "import", "-"}, "abc");
+  ASSERT_EQ(from_stdin.code, 0) << from_stdin.err;
+  EXPECT_EQ(from_stdin.out, "imported-1\n");
+  EXPECT_EQ(state_.import_messages.back().data(), "abc");
+}
+
+TEST_F(CliTest, SessionsExportFailureLeavesNoFile) {
+  const std::string path = ::testing::TempDir() + "/supra_cli_test_failed_snapshot.bin";
+  state_.fail_with = MakeError(grpc::StatusCode::UNIMPLEMENTED, "later", "NOT_IMPLEMENTED", "");
+  EXPECT_EQ(Run({"sessions", "export", "s1", path}).code, kExitRpcFailed);
+  EXPECT_FALSE(std::ifstream(path).good());
+  EXPECT_FALSE(std::ifstream(path + ".partial").good());
 }
 
 TEST_F(CliTest, SessionsJsonPrintsTheResponse) {
@@ -546,6 +599,9 @@ TEST_F(CliTest, UsageErrorsExit2WithoutContactingTheServer) {
       {"sessions", "get", "a", "b"},
       {"sessions", "fork", "a", "--expected-length", "ten"},
       {"sessions", "list", "--page-size", "-1"},
+      {"sessions", "export", "s1"},
+      {"sessions", "import"},
+      {"sessions", "import", "/no/such/snapshot"},
       {"detokenize"},
       {"detokenize", "1;2"},
       {"chat", "extra"},

@@ -158,6 +158,43 @@ class FakeSessions final : public supra::v1::SessionService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status ExportSession(grpc::ServerContext* context, const supra::v1::ExportSessionRequest* request,
+                             grpc::ServerWriter<supra::v1::ExportSessionResponse>* writer) override {
+    if (grpc::Status s = Record(*state_, context, "ExportSession", state_->export_requests, *request); !s.ok()) {
+      return s;
+    }
+    std::vector<std::string> pieces;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      pieces = state_->snapshot_pieces;
+    }
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      supra::v1::ExportSessionResponse response;
+      if (i == 0) *response.mutable_session() = MakeSession(request->session_id(), 17);
+      response.set_data(pieces[i]);
+      if (!writer->Write(response)) return {grpc::StatusCode::CANCELLED, "client gone"};
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ImportSession(grpc::ServerContext* context, grpc::ServerReader<supra::v1::ImportSessionRequest>* reader,
+                             supra::v1::ImportSessionResponse* response) override {
+    supra::v1::ImportSessionRequest request;
+    std::string id;
+    bool first = true;
+    while (reader->Read(&request)) {
+      if (first) id = request.session_id();
+      if (grpc::Status s =
+              Record(*state_, context, first ? "ImportSession" : "ImportSession+", state_->import_messages, request);
+          !s.ok()) {
+        return s;
+      }
+      first = false;
+    }
+    *response->mutable_session() = MakeSession(id.empty() ? "imported-1" : id, 17);
+    return grpc::Status::OK;
+  }
+
   grpc::Status DeleteSession(grpc::ServerContext* context, const supra::v1::DeleteSessionRequest* request,
                              supra::v1::DeleteSessionResponse* /*response*/) override {
     return Record(*state_, context, "DeleteSession", state_->delete_requests, *request);

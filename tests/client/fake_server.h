@@ -23,7 +23,8 @@ struct FakeState {
   std::mutex mu;
 
   // Every call, in order: method name ("Generate", "GetSession", ...) and the
-  // value of its authorization metadata ("" when absent).
+  // value of its authorization metadata ("" when absent). ImportSession adds
+  // "ImportSession" for its first message and "ImportSession+" for each later one.
   std::vector<std::string> methods;
   std::vector<std::string> authorizations;
 
@@ -33,6 +34,11 @@ struct FakeState {
   std::vector<supra::v1::ListSessionsRequest> list_requests;
   std::vector<supra::v1::ForkSessionRequest> fork_requests;
   std::vector<supra::v1::DeleteSessionRequest> delete_requests;
+  std::vector<supra::v1::ExportSessionRequest> export_requests;
+  // Every message of every ImportSession call, in order.
+  std::vector<supra::v1::ImportSessionRequest> import_messages;
+  // ExportSession streams these pieces (the session in the first message).
+  std::vector<std::string> snapshot_pieces = {"snap-", "shot-", "bytes"};
   std::vector<supra::v1::TokenizeRequest> tokenize_requests;
   std::vector<supra::v1::DetokenizeRequest> detokenize_requests;
 
