@@ -157,7 +157,7 @@ int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream&
       for (const CommandInfo& command : Commands()) {
         if (std::string(command.name).rfind("sessions ", 0) == 0) {
           std::string left = std::string("  ") + command.name + " " + command.arguments;
-          left.resize(22, ' ');
+          left.resize(27, ' ');
           stream << left << command.summary << "\n";
         }
       }
