@@ -128,15 +128,15 @@ __device__ __forceinline__ void LoadV(const __nv_bfloat16* __restrict__ v_rows, 
 template <typename StateT>
 __global__ void __launch_bounds__(kThreads, 2)
     ChunkedAttentionSimtKernel(AttentionDims dims,
-                           const float* __restrict__ q,          // [rows, H·F]
-                           const float* __restrict__ k,          // [rows, Hk·F]
-                           const __nv_bfloat16* __restrict__ v,  // [rows, v_stride]
-                           int64_t v_stride,
-                           const float* __restrict__ gammas,               // [H]
-                           const AttentionChunkDesc* __restrict__ chunks,  // [chunks]
-                           int rows, bool vec_qk,
-                           StatePoolLayer<StateT> pool,        // [slots, layers, H, F, Dv]
-                           __nv_bfloat16* __restrict__ out) {  // [rows, H·Dv]
+                               const float* __restrict__ q,          // [rows, H·F]
+                               const float* __restrict__ k,          // [rows, Hk·F]
+                               const __nv_bfloat16* __restrict__ v,  // [rows, v_stride]
+                               int64_t v_stride,
+                               const float* __restrict__ gammas,               // [H]
+                               const AttentionChunkDesc* __restrict__ chunks,  // [chunks]
+                               int rows, bool vec_qk,
+                               StatePoolLayer<StateT> pool,        // [slots, layers, H, F, Dv]
+                               __nv_bfloat16* __restrict__ out) {  // [rows, H·Dv]
   extern __shared__ __align__(16) float smem[];
   const AttentionChunkDesc chunk = chunks[blockIdx.z];
   // The same chunk for every block of the cluster: all leave together.
@@ -415,8 +415,8 @@ absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k
   }
   if (num_chunks == 0 || rows == 0) return absl::OkStatus();
   if (chunks == nullptr) return absl::InvalidArgumentError("chunked attention: null chunks");
-  const bool tensor_cores = which == ChunkedAttentionKernel::kTensorCore ||
-                            (which == ChunkedAttentionKernel::kAuto && kAutoUsesTensorCores);
+  const bool tensor_cores =
+      which == ChunkedAttentionKernel::kTensorCore || (which == ChunkedAttentionKernel::kAuto && kAutoUsesTensorCores);
   if (tensor_cores) {
     return attention_internal::LaunchChunkedAttentionTensorCore(dims, q, k, v, v_stride, gammas, chunks, num_chunks,
                                                                 rows, state, out, stream);

@@ -78,8 +78,7 @@ absl::Status LaunchChunkedAttention(const AttentionDims& dims,
                                     int num_chunks, int rows,
                                     StatePoolLayer<float> state,  // [slots, layers, H, F, Dv], fp32
                                     __nv_bfloat16* out,           // [rows, H·Dv], bf16, GroupNorm'ed
-                                    cudaStream_t stream,
-                                    ChunkedAttentionKernel kernel = ChunkedAttentionKernel::kAuto);
+                                    cudaStream_t stream, ChunkedAttentionKernel kernel = ChunkedAttentionKernel::kAuto);
 
 // The same with a bf16 state pool (rounded to nearest once per launch).
 absl::Status LaunchChunkedAttention(const AttentionDims& dims,
@@ -92,8 +91,7 @@ absl::Status LaunchChunkedAttention(const AttentionDims& dims,
                                     int num_chunks, int rows,
                                     StatePoolLayer<__nv_bfloat16> state,  // [slots, layers, H, F, Dv], bf16
                                     __nv_bfloat16* out,                   // [rows, H·Dv], bf16
-                                    cudaStream_t stream,
-                                    ChunkedAttentionKernel kernel = ChunkedAttentionKernel::kAuto);
+                                    cudaStream_t stream, ChunkedAttentionKernel kernel = ChunkedAttentionKernel::kAuto);
 
 }  // namespace supra::cuda
 

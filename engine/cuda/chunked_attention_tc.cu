@@ -334,8 +334,10 @@ __global__ void __launch_bounds__(kThreads, 1)
               const float x = j + c <= i && i < len ? s[t][2 * r + c] * decay[max(i - j - c, 0)] : 0.0f;
               SplitTf32(x, h[c], l[c]);
             }
-            *reinterpret_cast<float2*>(sw_hi + i * kLdSw + j) = make_float2(__uint_as_float(h[0]), __uint_as_float(h[1]));
-            *reinterpret_cast<float2*>(sw_lo + i * kLdSw + j) = make_float2(__uint_as_float(l[0]), __uint_as_float(l[1]));
+            *reinterpret_cast<float2*>(sw_hi + i * kLdSw + j) =
+                make_float2(__uint_as_float(h[0]), __uint_as_float(h[1]));
+            *reinterpret_cast<float2*>(sw_lo + i * kLdSw + j) =
+                make_float2(__uint_as_float(l[0]), __uint_as_float(l[1]));
           }
         }
       }
@@ -437,8 +439,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int b = 0; b < kMaxTiles; ++b) {
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
-            part[b][h] = b < tiles ? cluster.map_shared_rank(stats, b)[(it % 2) * 2 * kT + h * kT + i]
-                                   : make_float2(0.0f, 0.0f);
+            part[b][h] =
+                b < tiles ? cluster.map_shared_rank(stats, b)[(it % 2) * 2 * kT + h * kT + i] : make_float2(0.0f, 0.0f);
           }
         }
         float total = 0.0f;
@@ -501,7 +503,7 @@ absl::Status LaunchTc(const AttentionDims& dims, const float* q, const float* k,
   const bool vec_v = dims.value_dim % 8 == 0 && v_stride % 8 == 0 && Aligned16(v);
   const size_t smem_bytes = static_cast<size_t>(MakeTcLayout(dims.features).total);
   auto* kernel = (dims.features + 15) / 16 * 16 == 128 ? &ChunkedAttentionTcKernel<StateT, 128>
-                                                      : &ChunkedAttentionTcKernel<StateT, 0>;
+                                                       : &ChunkedAttentionTcKernel<StateT, 0>;
   CUDA_RETURN_IF_ERROR(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
   cudaLaunchConfig_t config = {};

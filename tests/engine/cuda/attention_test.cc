@@ -251,9 +251,9 @@ void PrintTo(const ShapeCase& shape, std::ostream* os) { *os << shape.name; }
 // multiple of 8 or 16 (the tensor-core kernel pads F to 16 with zeros).
 std::vector<ShapeCase> ChunkedShapes() {
   std::vector<ShapeCase> shapes = Shapes();
-  shapes.push_back({"f20_dv64", {8, 4, 4, 20, 64}});    // F % 16 == 4: vector loads, zero padding to 32
+  shapes.push_back({"f20_dv64", {8, 4, 4, 20, 64}});      // F % 16 == 4: vector loads, zero padding to 32
   shapes.push_back({"f100_dv128", {4, 2, 2, 100, 128}});  // F % 8 == 4, full Dv tiles
-  shapes.push_back({"f33_dv72", {4, 4, 2, 33, 72}});    // odd F (scalar loads), Dv % 32 == 8
+  shapes.push_back({"f33_dv72", {4, 4, 2, 33, 72}});      // odd F (scalar loads), Dv % 32 == 8
   return shapes;
 }
 
@@ -374,8 +374,8 @@ struct ChunkSpec {
 };
 
 template <typename StateT>
-void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::vector<ChunkSpec>& specs,
-                      uint32_t seed, ChunkedAttentionKernel kernel, bool aligned_v = false) {
+void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::vector<ChunkSpec>& specs, uint32_t seed,
+                      ChunkedAttentionKernel kernel, bool aligned_v = false) {
   const int64_t elems = StateElems(d), hdv = int64_t{d.heads} * d.value_dim;
   std::vector<AttentionChunkDesc> descs;
   std::vector<bool> covered;
@@ -474,7 +474,7 @@ TEST_P(CudaChunkedAttentionTest, SingleRowChunks) {
 // kernels' vector loads of V where Dv % 8 == 0), lengths around the
 // sub-chunk size (63, 64, 65, 127, 128, 129, 193: up to four sub-chunks, the
 // last one row long), both state dtypes.
-const std::vector<ChunkSpec> kChunksAroundSubChunks = {{63, 2, 0},   {64, 9, 0},    {65, 130, 3}, {127, 5, 0},
+const std::vector<ChunkSpec> kChunksAroundSubChunks = {{63, 2, 0},   {64, 9, 0},   {65, 130, 3}, {127, 5, 0},
                                                        {128, 64, 0}, {129, 11, 1}, {193, 1, 0}};
 
 TEST_P(CudaChunkedAttentionTest, MatchesCpuWithAlignedValuesF32State) {
