@@ -17,8 +17,6 @@
 #include "gtest/gtest.h"
 #include "tests/server/server_test_util.h"
 
-extern char** environ;
-
 namespace supra::server::testing {
 namespace {
 
@@ -213,33 +211,10 @@ TEST(ServerLifecycleTest, ReflectionListsTheServices) {
 
 // The binary, as an operator runs it: SIGTERM drains and exits 0.
 TEST(ServerLifecycleTest, SigtermDrainsInFlightStreamsAndExitsZero) {
-  int err_pipe[2];
-  ASSERT_EQ(pipe(err_pipe), 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  posix_spawn_file_actions_addclose(&actions, err_pipe[0]);
-  const std::string model = kData + "/models/mha";
-  std::vector<std::string> args = {SUPRA_SERVER_BINARY, "--model_dir=" + model, "--listen=127.0.0.1:0",
-                                   "--state_slots=4", "--cpu_threads=1", "--drain_timeout=20s"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  ASSERT_EQ(posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), environ), 0);
-  close(err_pipe[1]);
-  FILE* err = fdopen(err_pipe[0], "r");
-  std::string log;
-  int port = 0;
-  char line[4096];
-  const std::regex port_re("\\(port ([0-9]+)\\)");
-  while (port == 0 && std::fgets(line, sizeof line, err) != nullptr) {
-    log += line;
-    std::cmatch m;
-    if (std::regex_search(line, m, port_re)) port = std::stoi(m[1]);
-  }
-  ASSERT_GT(port, 0) << log;
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  ServerProcess server({"--drain_timeout=20s"});
+  ASSERT_GT(server.port(), 0) << server.log();
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()), grpc::InsecureChannelCredentials());
   auto stub = v1::InferenceService::NewStub(channel);
   v1::GenerateRequest request = GreedyText("Hello", 200);
   request.set_ignore_eos(true);
@@ -247,7 +222,7 @@ TEST(ServerLifecycleTest, SigtermDrainsInFlightStreamsAndExitsZero) {
   auto reader = stub->Generate(&context, request);
   v1::GenerateResponse response;
   ASSERT_TRUE(reader->Read(&response));
-  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
   int tokens = response.chunk().token_ids_size();
   std::optional<v1::Final> final;
   while (reader->Read(&response)) {
@@ -258,14 +233,19 @@ TEST(ServerLifecycleTest, SigtermDrainsInFlightStreamsAndExitsZero) {
   ASSERT_TRUE(final);
   EXPECT_EQ(final->finish_reason(), v1::FINISH_REASON_LENGTH);  // it finished within the drain timeout
   EXPECT_EQ(tokens, 200);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  while (std::fgets(line, sizeof line, err) != nullptr) log += line;
-  std::fclose(err);
-  posix_spawn_file_actions_destroy(&actions);
-  ASSERT_TRUE(WIFEXITED(status)) << log;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << log;
-  EXPECT_NE(log.find("SIGTERM"), std::string::npos) << log;
+  const int status = server.Wait();
+  ASSERT_TRUE(WIFEXITED(status)) << server.log();
+  EXPECT_EQ(WEXITSTATUS(status), 0) << server.log();
+  EXPECT_NE(server.log().find("SIGTERM"), std::string::npos) << server.log();
+}
+
+TEST(ServerLifecycleTest, StartUpFailureExitsOneWithTheReason) {
+  ServerProcess server({"--token_file=/nonexistent/tokens"});
+  EXPECT_EQ(server.port(), 0);
+  const int status = server.Wait();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(server.log().find("/nonexistent/tokens"), std::string::npos) << server.log();
 }
 
 // TLS and mTLS with certificates made by openssl for this test.

@@ -1,8 +1,18 @@
 #include "tests/server/server_test_util.h"
 
 #include <grpcpp/generic/generic_stub.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <regex>
 
 #include "gtest/gtest.h"
+
+extern char** environ;
 
 namespace supra::server::testing {
 
@@ -79,6 +89,56 @@ v1::ErrorInfo ErrorInfoOf(const grpc::Status& status) {
   EXPECT_EQ(rpc.message(), status.error_message());
   EXPECT_TRUE(rpc.details(0).UnpackTo(&info)) << rpc.details(0).type_url();
   return info;
+}
+
+ServerProcess::ServerProcess(const std::vector<std::string>& extra) {
+  int err_pipe[2];
+  if (pipe(err_pipe) != 0) return;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  posix_spawn_file_actions_addclose(&actions, err_pipe[0]);
+  std::vector<std::string> args = {SUPRA_SERVER_BINARY, "--model_dir=" + kData + "/models/mha",
+                                   "--listen=127.0.0.1:0", "--state_slots=4", "--cpu_threads=1"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const int spawned = posix_spawn(&pid_, args[0].c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(err_pipe[1]);
+  err_ = fdopen(err_pipe[0], "r");
+  if (spawned != 0) {
+    pid_ = 0;
+    return;
+  }
+  // The server logs "(port N)" once it listens.
+  const std::regex port_re("\\(port ([0-9]+)\\)");
+  char line[4096];
+  while (port_ == 0 && std::fgets(line, sizeof line, err_) != nullptr) {
+    log_ += line;
+    std::cmatch m;
+    if (std::regex_search(line, m, port_re)) port_ = std::stoi(m[1]);
+  }
+}
+
+int ServerProcess::Wait() {
+  int status = 0;
+  if (pid_ != 0 && !waited_) {
+    waitpid(pid_, &status, 0);
+    waited_ = true;
+  }
+  char line[4096];
+  while (err_ != nullptr && std::fgets(line, sizeof line, err_) != nullptr) log_ += line;
+  return status;
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ != 0 && !waited_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (err_ != nullptr) std::fclose(err_);
 }
 
 int HealthCheck(grpc::Channel& channel, const std::string& service) {

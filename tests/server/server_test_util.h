@@ -5,7 +5,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <sys/types.h>
+
+#include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +67,26 @@ v1::GenerateRequest GreedyTokens(const std::vector<int32_t>& ids, int32_t max_to
 
 // The ErrorInfo in a status's details; reason "" when there is none.
 v1::ErrorInfo ErrorInfoOf(const grpc::Status& status);
+
+// The supra-server binary in a child process, on a free loopback port, with
+// the tiny model and `extra` flags; its stderr is collected.
+class ServerProcess {
+ public:
+  explicit ServerProcess(const std::vector<std::string>& extra);
+  ~ServerProcess();  // SIGKILL if still running
+  int port() const { return port_; }  // 0 when it did not start
+  pid_t pid() const { return pid_; }
+  // Waits for the process to exit; returns its wait status and collects the rest of its log.
+  int Wait();
+  const std::string& log() const { return log_; }
+
+ private:
+  pid_t pid_ = 0;
+  int port_ = 0;
+  FILE* err_ = nullptr;
+  std::string log_;
+  bool waited_ = false;
+};
 
 // grpc.health.v1 Check through a generic stub (Debian ships no generated
 // health client): 1 SERVING, 2 NOT_SERVING, 3 SERVICE_UNKNOWN, -1 on error.
