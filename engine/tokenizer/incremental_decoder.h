@@ -22,7 +22,8 @@
 // token that produced visible text), never the whole history.
 //
 // Assumes the model has no denormalizer rules (SentencePiece applies those to
-// the whole decoded text at once); LLaMA/Mistral tokenizers have none.
+// the whole decoded text at once); LLaMA/Mistral tokenizers have none, and
+// Tokenizer::Load refuses a model that has them.
 //
 // Not thread-safe; one decoder per stream. The Tokenizer must outlive it.
 #ifndef SUPRA_ENGINE_TOKENIZER_INCREMENTAL_DECODER_H_

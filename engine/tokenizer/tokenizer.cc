@@ -1,63 +1,20 @@
 #include "engine/tokenizer/tokenizer.h"
 
-#include <span>
+#include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "engine/tokenizer/sentencepiece_model.h"
+#include "engine/util/status_macros.h"
 
 namespace supra {
-namespace {
 
 using tokenizer_internal::SentencePieceModel;
-using tokenizer_internal::SpLoadError;
-
-// "<0xE2>" -> 0xE2; -1 for anything else.
-int ParseBytePiece(const std::string& piece) {
-  if (piece.size() != 6 || piece.compare(0, 3, "<0x") != 0 || piece[5] != '>') return -1;
-  int value = 0;
-  for (int i = 3; i < 5; ++i) {
-    const char c = piece[i];
-    int digit;
-    if (c >= '0' && c <= '9') {
-      digit = c - '0';
-    } else if (c >= 'A' && c <= 'F') {
-      digit = c - 'A' + 10;
-    } else if (c >= 'a' && c <= 'f') {
-      digit = c - 'a' + 10;
-    } else {
-      return -1;
-    }
-    value = value * 16 + digit;
-  }
-  return value;
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path) {
-  SpLoadError error = SpLoadError::kNone;
-  std::string message;
-  std::unique_ptr<SentencePieceModel> model = SentencePieceModel::Load(path, &error, &message);
-  if (model == nullptr) {
-    if (error == SpLoadError::kNotFound) return absl::NotFoundError(message);
-    return absl::DataLossError(message);
-  }
-  const int vocab_size = model->vocab_size();
-  std::vector<int16_t> byte_value(vocab_size, -1);
-  for (int id = 0; id < vocab_size; ++id) {
-    if (!model->IsByte(id)) continue;
-    const int value = ParseBytePiece(model->IdToPiece(id));
-    if (value < 0) {
-      return absl::DataLossError(
-          absl::StrCat("'", path, "': byte piece ", id, " is '", model->IdToPiece(id), "', not <0xHH>"));
-    }
-    byte_value[id] = static_cast<int16_t>(value);
-  }
-  auto tokenizer = std::unique_ptr<Tokenizer>(new Tokenizer(std::move(model)));
-  tokenizer->byte_value_ = std::move(byte_value);
-  return tokenizer;
+  ASSIGN_OR_RETURN(std::unique_ptr<SentencePieceModel> model, SentencePieceModel::Load(path));
+  return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(model)));
 }
 
 Tokenizer::Tokenizer(std::unique_ptr<tokenizer_internal::SentencePieceModel> model)
@@ -66,8 +23,12 @@ Tokenizer::Tokenizer(std::unique_ptr<tokenizer_internal::SentencePieceModel> mod
       bos_id_(model_->bos_id()),
       eos_id_(model_->eos_id()),
       unk_id_(model_->unk_id()),
+      byte_value_(vocab_size_, -1),
       is_control_(vocab_size_) {
-  for (int32_t id = 0; id < vocab_size_; ++id) is_control_[id] = model_->IsControl(id);
+  for (int32_t id = 0; id < vocab_size_; ++id) {
+    is_control_[id] = model_->IsControl(id);
+    byte_value_[id] = static_cast<int16_t>(model_->ByteValue(id));
+  }
 }
 
 Tokenizer::~Tokenizer() = default;
@@ -81,12 +42,7 @@ absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids) con
           absl::StrCat("token id ", ids[i], " at position ", i, " is outside the vocabulary [0, ", vocab_size_, ")"));
     }
   }
-  std::string text;
-  std::string message;
-  if (!model_->Decode(std::span<const int32_t>(ids.data(), ids.size()), &text, &message)) {
-    return absl::InternalError(absl::StrCat("SentencePiece decode failed: ", message));
-  }
-  return text;
+  return model_->Decode(ids);
 }
 
 absl::StatusOr<std::string_view> Tokenizer::IdToPiece(int32_t id) const {

@@ -1,4 +1,7 @@
-// The model's SentencePiece tokenizer (`tokenizer.model`, supra-model.md §2).
+// The model's SentencePiece tokenizer (`tokenizer.model`, supra-model.md §2),
+// read, encoded and decoded by our own code (sentencepiece_model.h) with the
+// same results as libsentencepiece, for BPE models with identity
+// normalization, with or without byte fallback.
 //
 // Encode never adds BOS or EOS: BOS is prepended once, to a text prompt at
 // position 0 (supra-model.md §5), by the caller that knows the position.
@@ -24,8 +27,10 @@ class SentencePieceModel;
 
 class Tokenizer {
  public:
-  // NOT_FOUND when `path` does not exist; DATA_LOSS when it is not a usable
-  // SentencePiece model.
+  // NOT_FOUND when `path` does not exist; DATA_LOSS when it is not a valid
+  // SentencePiece model; UNIMPLEMENTED, naming what, for a valid model of a
+  // kind not supported (Unigram/Word/Char, a normalization charsmap such as
+  // nmt_nfkc, a denormalizer).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Load(const std::string& path);
 
   ~Tokenizer();
@@ -70,7 +75,7 @@ class Tokenizer {
   int32_t bos_id_ = -1;
   int32_t eos_id_ = -1;
   int32_t unk_id_ = -1;
-  // Per-id tables so the hot queries need no call into SentencePiece.
+  // Per-id tables for the hot queries.
   std::vector<int16_t> byte_value_;  // [vocab], 0..255 for byte pieces, else -1
   std::vector<bool> is_control_;     // [vocab]
 };
