@@ -395,8 +395,12 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// What kAuto runs: the tensor-core kernel, which handles every accepted shape.
-constexpr bool kAutoUsesTensorCores = true;
+// What kAuto runs: the SIMT kernel. The 3xTF32 tensor-core kernel is correct
+// (it passes the same parity tests) but measured slower on the H200
+// (2026-11-28, CudaAttentionTiming: 0.82x at 1x2048, 0.85x at 8x2048; one
+// block per SM at 218 KiB of shared memory, operands split per warp);
+// bench/RESULTS.md lists what it would need.
+constexpr bool kAutoUsesTensorCores = false;
 
 template <typename StateT>
 absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,

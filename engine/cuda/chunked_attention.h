@@ -57,8 +57,9 @@ inline constexpr int kChunkedAttentionSubChunk = 64;
 // live in shared memory.
 inline constexpr int kMaxChunkedAttentionFeatures = 128;
 
-// Which kernel runs a launch. kAuto: the tensor-core kernel (it supports
-// every shape the launcher accepts). The others are for tests and timing.
+// Which kernel runs a launch. kAuto: the SIMT kernel, the faster of the two
+// on the H200 (see chunked_attention.cu); both support every shape the
+// launcher accepts. The others are for tests and timing.
 enum class ChunkedAttentionKernel { kAuto, kSimt, kTensorCore };
 
 // The chunks of one launch must have disjoint rows and distinct slots (they
