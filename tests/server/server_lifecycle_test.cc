@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <regex>
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>

@@ -198,6 +198,48 @@ TEST_F(ServerTest, ResumeOverFiveTurnsEqualsOneStatelessPrompt) {
   }
 }
 
+TEST_F(ServerTest, LogprobsOfTheChosenTokenAndTheTopN) {
+  for (const int n : {0, 3}) {
+    v1::GenerateRequest request = GreedyText("Once upon a time", 6);
+    request.set_ignore_eos(true);
+    request.set_logprobs(n);
+    const Streamed got = f_.Generate(request);
+    ASSERT_TRUE(got.status.ok()) << got.status.error_message();
+    int tokens = 0;
+    for (const v1::GenerateResponse& m : got.messages) {
+      if (!m.has_chunk()) continue;
+      ASSERT_EQ(m.chunk().logprobs_size(), m.chunk().token_ids_size());
+      for (int i = 0; i < m.chunk().logprobs_size(); ++i, ++tokens) {
+        const v1::TokenLogprob& lp = m.chunk().logprobs(i);
+        EXPECT_EQ(lp.token_id(), m.chunk().token_ids(i));
+        EXPECT_LE(lp.logprob(), 0.0f);
+        ASSERT_EQ(lp.top_size(), n);
+        for (int k = 1; k < lp.top_size(); ++k) EXPECT_GE(lp.top(k - 1).logprob(), lp.top(k).logprob());
+        // Logprobs are of the raw distribution; the penalised greedy choice
+        // need not be its argmax, but nothing beats top[0].
+        if (n > 0) {
+          EXPECT_LE(lp.logprob(), lp.top(0).logprob());
+        }
+      }
+    }
+    EXPECT_EQ(tokens, 6);
+  }
+  // Without the penalty, greedy picks the raw argmax: top[0].
+  v1::GenerateRequest plain = GreedyText("Once upon a time", 4);
+  plain.mutable_sampling()->clear_repetition_penalty();
+  plain.set_ignore_eos(true);
+  plain.set_logprobs(2);
+  const Streamed got = f_.Generate(plain);
+  ASSERT_TRUE(got.status.ok());
+  for (const v1::GenerateResponse& m : got.messages) {
+    for (const v1::TokenLogprob& lp : m.chunk().logprobs()) {
+      ASSERT_EQ(lp.top_size(), 2);
+      EXPECT_EQ(lp.top(0).token_id(), lp.token_id());
+      EXPECT_FLOAT_EQ(lp.top(0).logprob(), lp.logprob());
+    }
+  }
+}
+
 TEST_F(ServerTest, ForkedBranchesAreIndependentAndTheParentIsUnchanged) {
   const v1::Session parent = CreateSession("Once upon a time");
   v1::ForkSessionRequest fork_request;
