@@ -155,7 +155,7 @@ grpc::ServerUnaryReactor* ModelServiceImpl::GetModelInfo(grpc::CallbackServerCon
   limits->set_default_max_tokens(o.default_max_tokens);
   limits->set_max_max_tokens(o.max_tokens_limit);
   limits->set_max_logprobs(o.max_top_logprobs);
-  limits->set_max_stop_sequences(16);
+  limits->set_max_stop_sequences(kMaxStopSequences);
   limits->set_max_sessions(o.sessions.max_sessions);
   if (o.sessions.idle_ttl != absl::InfiniteDuration()) {
     *limits->mutable_session_idle_ttl() = google::protobuf::util::TimeUtil::NanosecondsToDuration(

@@ -9,6 +9,7 @@
 
 #include "engine/runtime/model.h"
 #include "engine/serving/request_loop.h"
+#include "engine/serving/request_validation.h"
 #include "server/auth.h"
 #include "supra/v1/inference.grpc.pb.h"
 #include "supra/v1/model.grpc.pb.h"

@@ -18,7 +18,7 @@ struct CliResult {
 };
 
 CliResult Cli(int port, const std::string& args, const std::string& env = "") {
-  const std::string command = env + " " + SUPRA_CLI_BINARY + " --target 127.0.0.1:" + std::to_string(port) + " " + args;
+  const std::string command = env + " " + CliBinary() + " --target 127.0.0.1:" + std::to_string(port) + " " + args;
   CliResult r;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return r;

@@ -17,12 +17,32 @@ extern char** environ;
 
 namespace supra::server::testing {
 
+bool TestOnCuda() {
+  const char* backend = std::getenv("SUPRA_TEST_BACKEND");
+  return backend != nullptr && std::string(backend) == "cuda";
+}
+
+std::string ServerBinary() {
+  const char* path = std::getenv("SUPRA_SERVER_BINARY");
+  return path != nullptr ? path : SUPRA_SERVER_BINARY;
+}
+
+std::string CliBinary() {
+  const char* path = std::getenv("SUPRA_CLI_BINARY");
+  return path != nullptr ? path : SUPRA_CLI_BINARY;
+}
+
 ServerOptions SmallServerOptions() {
   ServerOptions o;
   o.listen = "127.0.0.1:0";
   o.model.dir = kData + "/models/mha";
   o.model.cpu.num_slots = 4;
   o.model.cpu.num_threads = 1;
+  if (TestOnCuda()) {
+    o.model.backend = "cuda";
+    o.model.cuda.num_slots = 4;
+    o.model.cuda.max_batch = 4;
+  }
   o.loop.prefill_chunk = 16;
   o.loop.sessions.max_sessions = 64;
   o.loop.max_tokens_limit = 100000;  // long turns that deadlines and drains must cut
@@ -99,8 +119,9 @@ ServerProcess::ServerProcess(const std::vector<std::string>& extra) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
   posix_spawn_file_actions_addclose(&actions, err_pipe[0]);
-  std::vector<std::string> args = {SUPRA_SERVER_BINARY, "--model_dir=" + kData + "/models/mha",
-                                   "--listen=127.0.0.1:0", "--state_slots=4", "--cpu_threads=1"};
+  std::vector<std::string> args = {ServerBinary(), "--model_dir=" + kData + "/models/mha",
+                                   "--listen=127.0.0.1:0", "--state_slots=4", "--cpu_threads=1",
+                                   TestOnCuda() ? "--device=cuda" : "--device=cpu"};
   args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

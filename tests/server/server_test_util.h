@@ -23,8 +23,15 @@ namespace supra::server::testing {
 
 inline const std::string kData = SUPRA_TEST_DATA_DIR;
 
-// Options of a small server: CPU backend, 4 state slots, 1 thread.
+// Options of a small server: CPU backend, 4 state slots, 1 thread; the CUDA
+// backend instead when SUPRA_TEST_BACKEND=cuda (for runs on the GPU machine).
 ServerOptions SmallServerOptions();
+bool TestOnCuda();
+
+// The binaries the process tests run: the build's, or the paths in the
+// environment variables of the same names (binaries bundled for the GPU machine).
+std::string ServerBinary();  // SUPRA_SERVER_BINARY
+std::string CliBinary();     // SUPRA_CLI_BINARY
 
 // The result of reading one Generate stream to its end.
 struct Streamed {
