@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cuda=OFF
 if [[ " $* " == *" --device cuda"* || " $* " == *" --device=cuda"* ]]; then cuda=ON; fi
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSUPRA_BUILD_TESTS=OFF -DSUPRA_CUDA=$cuda
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSUPRA_BUILD_TESTS=OFF -DSUPRA_BUILD_SERVER=ON \
+  -DSUPRA_CUDA=$cuda
 cmake --build build/release -j"$(nproc)" --target supra-server supra-cli
 model=${SUPRA_MODEL:-tests/data/models/mha}
 echo "run.sh: serving $model; try: build/release/client/supra-cli --target localhost:50051 generate \"Once upon a time\""
