@@ -26,8 +26,8 @@ if [[ -z ${SUPRA_SKIP_SANITIZERS:-} ]]; then
   # The engine suites parse untrusted files and do index arithmetic; the
   # server's reactors manage their own lifetimes across threads. They run
   # again under ASan+UBSan (CPU only, to keep CI short).
-  suites=(supra_model_tests supra_checkpoint_tests supra_tokenizer_tests supra_sampling_tests supra_cpu_tests
-    supra_runtime_tests supra_serving_tests supra_server_tests)
+  suites=(supra_model_tests supra_checkpoint_tests supra_tokenizer_tests supra_tokenizer_parity_tests
+    supra_sampling_tests supra_cpu_tests supra_runtime_tests supra_serving_tests supra_server_tests)
   echo "== ASan+UBSan: ${suites[*]} =="
   cmake -S "$root" -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSUPRA_SANITIZE=address -DSUPRA_CUDA=OFF \
     -DSUPRA_BUILD_SERVER=ON -DSUPRA_WERROR=ON -DSUPRA_BUILD_TESTS=ON
