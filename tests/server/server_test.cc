@@ -1,5 +1,7 @@
 // Generate and the session calls, end to end on loopback.
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "tests/server/server_test_util.h"
@@ -175,8 +177,15 @@ TEST_F(ServerTest, ResumeOverFiveTurnsEqualsOneStatelessPrompt) {
       // The session keeps exactly what the server sent; messages in flight
       // when the client cancelled were sent but not read here, so the
       // session may hold a few more (greedy: the reference's next tokens).
+      // The loop sees the cancel at its next iteration: wait until the turn
+      // has ended (and an unsent last token has been taken back).
       v1::Session now;
-      ASSERT_TRUE(GetSession(session.session_id(), &now).ok());
+      for (int attempt = 0; attempt < 1000; ++attempt) {
+        ASSERT_TRUE(GetSession(session.session_id(), &now).ok());
+        if (!now.busy()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      ASSERT_FALSE(now.busy());
       const int64_t sent = now.length() - static_cast<int64_t>(history.size() + prompt.size());
       ASSERT_GE(sent, static_cast<int64_t>(got.ids.size()));
       ASSERT_LE(sent, static_cast<int64_t>(ref.ids.size()));
