@@ -1,6 +1,7 @@
 // supra-cli against the real supra-server, both as processes, as a user
 // runs them (README): exit codes and output of the main commands.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -60,7 +61,7 @@ TEST(CliEndToEndTest, GenerateSessionsAndErrorsThroughTheRealServer) {
 }
 
 TEST(CliEndToEndTest, BearerTokenFromTheEnvironment) {
-  const std::string path = ::testing::TempDir() + "/supra_e2e_tokens.txt";
+  const std::string path = ::testing::TempDir() + "/supra_e2e_tokens_" + std::to_string(getpid()) + ".txt";
   std::FILE* f = std::fopen(path.c_str(), "w");
   ASSERT_NE(f, nullptr);
   std::fputs("e2e-token-0123456789 team-a\n", f);

@@ -1,6 +1,8 @@
 // Every bad input gets its status, reason and field, and leaves the server
 // healthy; busy sessions, tokens and tenants.
 #include <fstream>
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -133,7 +135,7 @@ TEST(ServerErrorsTest, SecondGenerateOnABusySessionIsAbortedNotInterleaved) {
 class AuthTest : public ::testing::Test {
  protected:
   static ServerOptions WithTokens() {
-    const std::string path = ::testing::TempDir() + "/supra_tokens.txt";
+    const std::string path = ::testing::TempDir() + "/supra_tokens_" + std::to_string(getpid()) + ".txt";
     std::ofstream(path) << "# token tenant\n"
                         << "alice-token-0123456789 alice\n"
                         << "bob-token-0123456789abc bob\n";

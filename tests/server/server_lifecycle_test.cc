@@ -124,12 +124,17 @@ TEST(ServerLifecycleTest, SlowReaderStallsOnlyItsOwnTurnWithABoundedBuffer) {
   ASSERT_TRUE(other.status.ok()) << other.status.error_message();
   EXPECT_EQ(other.ids.size(), 50u);
   // The unread turn stalls once the transport's window is full: its length
-  // stops growing (8k tokens a second otherwise).
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const int64_t stalled = length_now();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_EQ(length_now(), stalled);
-  EXPECT_LT(stalled, 100000);
+  // stops growing (thousands of tokens a second otherwise). Polled, so that
+  // a slow machine only takes longer to get there.
+  int64_t last = length_now(), unchanged_for = 0;
+  for (int poll = 0; poll < 200 && unchanged_for < 4; ++poll) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const int64_t now = length_now();
+    unchanged_for = now == last ? unchanged_for + 1 : 0;
+    last = now;
+  }
+  EXPECT_EQ(unchanged_for, 4) << "the unread turn kept generating";
+  EXPECT_LT(last, 100000);
   context.TryCancel();
   while (reader->Read(&response)) {
   }
@@ -147,17 +152,23 @@ TEST(ServerLifecycleTest, DrainFinishesInFlightStreamsAndRefusesNewOnes) {
   auto r1 = f.inference().Generate(&c1, short_turn);
   auto r2 = f.inference().Generate(&c2, LongTurn(""));
   v1::GenerateResponse response;
+  std::optional<v1::Final> f1, f2;
+  ASSERT_TRUE(r1->Read(&response));  // both turns are running
+  if (response.has_final()) f1 = response.final();
   ASSERT_TRUE(r2->Read(&response));
-  // The tiny model runs thousands of tokens a second: the long turn (100000
-  // tokens) outlasts a 150 ms drain, the short one (30) does not.
-  std::thread drain([&] { f.server().Shutdown(absl::Milliseconds(150)); });
+  // The tiny model runs about ten thousand tokens a second: the long turn
+  // (100000 tokens) outlasts a 2 s drain, the short one (30) does not.
+  std::thread drain([&] { f.server().Shutdown(absl::Seconds(2)); });
   // While draining: NOT_SERVING and new turns refused.
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  EXPECT_EQ(f.Health(), 2);
+  int health = 1;
+  for (int poll = 0; poll < 150 && health == 1; ++poll) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    health = f.Health();
+  }
+  EXPECT_EQ(health, 2);
   const Streamed refused = f.Generate(GreedyText("Hi", 2));
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(ErrorInfoOf(refused.status).reason(), "DRAINING");
-  std::optional<v1::Final> f1, f2;
   while (r1->Read(&response)) {
     if (response.has_final()) f1 = response.final();
   }
@@ -251,7 +262,7 @@ TEST(ServerLifecycleTest, StartUpFailureExitsOneWithTheReason) {
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = ::testing::TempDir() + "/supra_tls";
+    dir_ = ::testing::TempDir() + "/supra_tls_" + std::to_string(getpid());  // ctest runs tests in parallel
     const std::string script = "set -e; rm -rf " + dir_ + "; mkdir -p " + dir_ + "; cd " + dir_ +
                                "; openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca"
                                " -keyout ca.key -out ca.crt 2>/dev/null;"
