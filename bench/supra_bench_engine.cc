@@ -6,7 +6,9 @@
 // the measured bf16 GEMM rate, state bytes, GPU memory, and the bf16-state
 // logit error over 4K tokens.
 //
-//   supra-bench-engine [--json PATH] [--batches 1,8,32,64,128,256] [--steps 20] [--quick]
+//   supra-bench-engine [--json PATH] [--batches 1,8,32,64,128,256] [--steps 20] [--quick] [--no-graphs]
+// (--no-graphs: decode steps launched kernel by kernel; SUPRA_CUDA_PDL=0:
+// without programmatic dependent launch. Both for measuring what they gain.)
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -139,6 +141,7 @@ int Run(int argc, char** argv) {
   std::vector<int> batches = {1, 8, 32, 64, 128, 256};
   int steps = 20;
   bool quick = false;
+  bool graphs = true;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--json" && i + 1 < argc) {
@@ -147,6 +150,8 @@ int Run(int argc, char** argv) {
       steps = std::atoi(argv[++i]);
     } else if (arg == "--quick") {
       quick = true;
+    } else if (arg == "--no-graphs") {
+      graphs = false;
     } else if (arg == "--batches" && i + 1 < argc) {
       batches.clear();
       for (absl::string_view part : absl::StrSplit(argv[++i], ',')) {
@@ -154,7 +159,8 @@ int Run(int argc, char** argv) {
         if (absl::SimpleAtoi(part, &b)) batches.push_back(b);
       }
     } else {
-      std::fprintf(stderr, "usage: supra-bench-engine [--json PATH] [--batches 1,8,...] [--steps N] [--quick]\n");
+      std::fprintf(stderr, "usage: supra-bench-engine [--json PATH] [--batches 1,8,...] [--steps N] [--quick] [--no-graphs]\n"
+                   "  SUPRA_CUDA_PDL=0 in the environment launches every kernel without programmatic dependent launch\n");
       return 2;
     }
   }
@@ -174,6 +180,7 @@ int Run(int argc, char** argv) {
   options.num_slots = std::max(max_batch, 16) + 2;
   options.max_batch = std::max(max_batch, 8);
   options.max_prefill_tokens = 8192;
+  options.cuda_graphs = graphs;
   const auto t0 = Clock::now();
   auto backend = CreateCudaBackendWithRandomWeights(config, options, 1234);
   CHECK_OK(backend.status());

@@ -30,6 +30,8 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdlib>
+#include <cstring>
 #include <utility>
 
 namespace supra::cuda {
@@ -43,11 +45,21 @@ __device__ __forceinline__ void WaitForPreviousKernel() { asm volatile("griddepc
 // of the next kernel (if that one was launched with the attribute).
 __device__ __forceinline__ void AllowNextKernel() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 
+// False when the environment sets SUPRA_CUDA_PDL=0: every launch is then
+// serialised as usual (for measuring what PDL gains). Read once.
+inline bool ProgrammaticLaunchEnabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("SUPRA_CUDA_PDL");
+    return value == nullptr || std::strcmp(value, "0") != 0;
+  }();
+  return enabled;
+}
+
 // The launch attribute that lets a kernel start before its predecessor ends.
 inline cudaLaunchAttribute ProgrammaticLaunchAttribute() {
   cudaLaunchAttribute attribute = {};
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
+  attribute.val.programmaticStreamSerializationAllowed = ProgrammaticLaunchEnabled() ? 1 : 0;
   return attribute;
 }
 
