@@ -87,6 +87,16 @@ TEST(ServerErrorsTest, BadInputsGetAClearStatusAndTheServerStaysHealthy) {
   EXPECT_EQ(ok.ids.size(), 4u);
 }
 
+TEST(ServerErrorsTest, MessagesOverTheSizeLimitAreRefused) {
+  ServerOptions o = SmallServerOptions();
+  o.max_message_bytes = 16 << 10;
+  ServerFixture f(o);
+  v1::GenerateRequest big = GreedyText(std::string(20000, 'a'), 2);
+  const Streamed got = f.Generate(big);
+  EXPECT_EQ(got.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << got.status.error_message();
+  EXPECT_TRUE(f.Generate(GreedyText("Hello", 2)).status.ok());
+}
+
 TEST(ServerErrorsTest, SecondGenerateOnABusySessionIsAbortedNotInterleaved) {
   ServerFixture f;
   v1::CreateSessionRequest create;
