@@ -72,6 +72,24 @@ absl::Status ValidateAttentionArgs(const char* op, const AttentionDims& dims, co
   return absl::OkStatus();
 }
 
+// Split cluster barrier: arrive (release: this thread's shared-memory writes
+// become visible to the cluster) and wait (acquire), with local work between.
+__device__ __forceinline__ void ClusterArrive() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void ClusterWait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
+
+// A 16-byte asynchronous global-to-shared copy (cp.async.cg); with `valid`
+// false it reads nothing and fills the 16 bytes with zeros (rows past a
+// chunk's end). Complete after CpAsyncCommit() and CpAsyncWaitAll().
+__device__ __forceinline__ void CpAsync16(void* smem_dst, const void* global_src, bool valid) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global_src), "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void CpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
 }  // namespace supra::cuda::attention_internal
 
 #endif  // SUPRA_ENGINE_CUDA_ATTENTION_COMMON_CUH_

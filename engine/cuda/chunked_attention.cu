@@ -14,6 +14,11 @@ namespace supra::cuda {
 namespace {
 
 namespace cg = cooperative_groups;
+using attention_internal::ClusterArrive;
+using attention_internal::ClusterWait;
+using attention_internal::CpAsync16;
+using attention_internal::CpAsyncCommit;
+using attention_internal::CpAsyncWaitAll;
 using attention_internal::FromFloat;
 using attention_internal::StateOffset;
 using attention_internal::ToFloat;
@@ -73,22 +78,6 @@ __device__ __forceinline__ void Fma4x4(float (&acc)[4][4], float4 a, float4 b) {
 __device__ __forceinline__ float Dot4(float4 a, float4 b, float acc) {
   return fmaf(a.w, b.w, fmaf(a.z, b.z, fmaf(a.y, b.y, fmaf(a.x, b.x, acc))));
 }
-
-// Split cluster barrier: arrive (release: this thread's shared-memory writes
-// become visible to the cluster) and wait (acquire), with local work between.
-__device__ __forceinline__ void ClusterArrive() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void ClusterWait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
-
-__device__ __forceinline__ void CpAsync16(float* smem_dst, const float* global_src, bool valid) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
-  // src-size 0 fills the 16 bytes with zeros (rows past the chunk's end).
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global_src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void CpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 // dst[i][f] = src[i][f] for i < len, f < F; zero elsewhere up to [kT, f_pad].
 // Vector path (F % 4 == 0, 16-byte aligned rows): asynchronous 16-byte copies,

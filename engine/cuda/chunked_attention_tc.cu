@@ -116,21 +116,7 @@ __device__ __forceinline__ void Mma2(float (&d)[4], const uint32_t (&ah)[4], con
   Mma(d, ah, b0, b1);
 }
 
-// ---- barriers and copies ---------------------------------------------------
-
-__device__ __forceinline__ void ClusterArrive() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void ClusterWait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
-
-__device__ __forceinline__ void CpAsync16(void* smem_dst, const void* global_src, bool valid) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
-  // src-size 0 fills the 16 bytes with zeros (rows past the chunk's end).
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global_src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void CpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+// ---- tile loads (barrier and cp.async wrappers: attention_common.cuh) -------
 
 // dst[i][f] = src[i][f] for i < len, f < F, zero for i >= len. Vector path
 // (F % 4 == 0, 16-byte aligned rows): asynchronous copies, leaving the
