@@ -205,23 +205,6 @@ int RunTurn(Invocation& invocation, InferenceService::Stub& stub, const Generate
   return kExitOk;
 }
 
-// The prompt of `generate` from its positional arguments, or from stdin when
-// there are none or the only one is "-" (one trailing newline dropped).
-std::string ReadPrompt(Invocation& invocation, const std::vector<std::string>& positional) {
-  if (positional.empty() || (positional.size() == 1 && positional[0] == "-")) {
-    std::string text((std::istreambuf_iterator<char>(invocation.in())), std::istreambuf_iterator<char>());
-    if (!text.empty() && text.back() == '\n') text.pop_back();
-    if (!text.empty() && text.back() == '\r') text.pop_back();
-    return text;
-  }
-  std::string text;
-  for (const std::string& word : positional) {
-    if (!text.empty()) text += " ";
-    text += word;
-  }
-  return text;
-}
-
 }  // namespace
 
 const std::vector<FlagSpec>& GenerateFlagSpecs() {
@@ -254,7 +237,7 @@ int RunGenerate(Invocation& invocation, const ParsedFlags& flags) {
     if (!ids.has_value()) return invocation.UsageError(*BadValue("tokens", *text, "comma-separated token ids"));
     for (const int32_t id : *ids) request.mutable_tokens()->add_ids(id);
   } else {
-    std::string prompt = ReadPrompt(invocation, flags.positional());
+    std::string prompt = TextFromArgumentsOrStdin(invocation, flags.positional());
     if (prompt.empty()) return invocation.UsageError("the prompt is empty (give it as arguments or on stdin)");
     request.set_text(std::move(prompt));
   }

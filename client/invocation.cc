@@ -228,4 +228,19 @@ std::optional<std::string> ReadFileContents(const std::string& path) {
   return data.str();
 }
 
+std::string TextFromArgumentsOrStdin(Invocation& invocation, const std::vector<std::string>& positional) {
+  if (positional.empty() || (positional.size() == 1 && positional[0] == "-")) {
+    std::string text((std::istreambuf_iterator<char>(invocation.in())), std::istreambuf_iterator<char>());
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    return text;
+  }
+  std::string text;
+  for (const std::string& word : positional) {
+    if (!text.empty()) text += " ";
+    text += word;
+  }
+  return text;
+}
+
 }  // namespace supra::client

@@ -81,6 +81,11 @@ std::string StatusCodeName(grpc::StatusCode code);
 // Reads a whole file; null when it cannot be read.
 std::optional<std::string> ReadFileContents(const std::string& path);
 
+// A command's text argument: its positional arguments joined by spaces, or
+// all of stdin when there are none or the only one is "-" (one trailing
+// line ending, "\n" or "\r\n", dropped).
+std::string TextFromArgumentsOrStdin(Invocation& invocation, const std::vector<std::string>& positional);
+
 }  // namespace supra::client
 
 #endif  // SUPRA_CLIENT_INVOCATION_H_

@@ -49,22 +49,6 @@ const char* HealthStatusName(int status) {
   }
 }
 
-// Text from positional arguments (joined by spaces), or stdin when there are
-// none or the only one is "-".
-std::string TextArgument(Invocation& invocation, const std::vector<std::string>& positional) {
-  if (positional.empty() || (positional.size() == 1 && positional[0] == "-")) {
-    std::string text((std::istreambuf_iterator<char>(invocation.in())), std::istreambuf_iterator<char>());
-    if (!text.empty() && text.back() == '\n') text.pop_back();
-    return text;
-  }
-  std::string text;
-  for (const std::string& word : positional) {
-    if (!text.empty()) text += " ";
-    text += word;
-  }
-  return text;
-}
-
 }  // namespace
 
 std::string EncodeHealthCheckRequest(const std::string& service) {
@@ -124,7 +108,7 @@ const std::vector<FlagSpec>& HealthFlagSpecs() {
 
 int RunTokenize(Invocation& invocation, const ParsedFlags& flags) {
   supra::v1::TokenizeRequest request;
-  request.set_text(TextArgument(invocation, flags.positional()));
+  request.set_text(TextFromArgumentsOrStdin(invocation, flags.positional()));
   if (request.text().empty()) return invocation.UsageError("tokenize: the text is empty");
   request.set_add_bos(flags.Has("add-bos"));
   supra::v1::TokenizeResponse response;

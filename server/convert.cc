@@ -1,9 +1,7 @@
 #include "server/convert.h"
 
-#include <mutex>
-#include <random>
-
 #include "absl/strings/str_cat.h"
+#include "engine/serving/session_id.h"
 #include "engine/util/error_detail.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -24,23 +22,7 @@ absl::Status ValidateRequestId(const std::string& id) {
   return absl::OkStatus();
 }
 
-namespace {
-
-uint64_t Random64() {
-  static std::mutex mu;
-  static std::mt19937_64 rng{std::random_device{}()};
-  std::lock_guard<std::mutex> lock(mu);
-  return rng();
-}
-
-}  // namespace
-
-std::string NewRequestId() {
-  static constexpr char kAlphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  std::string id = "r_";
-  for (int i = 0; i < 22; ++i) id.push_back(kAlphabet[Random64() % 62]);
-  return id;
-}
+std::string NewRequestId() { return NewRandomId("r_"); }
 
 absl::StatusOr<GenerateRequest> ToEngine(const v1::GenerateRequest& request, const std::string& tenant,
                                          absl::Time deadline) {
@@ -71,7 +53,7 @@ absl::StatusOr<GenerateRequest> ToEngine(const v1::GenerateRequest& request, con
   if (s.has_presence_penalty()) out.sampling.presence_penalty = s.presence_penalty();
   if (s.has_frequency_penalty()) out.sampling.frequency_penalty = s.frequency_penalty();
   if (s.has_penalty_window()) out.sampling.penalty_window = s.penalty_window();
-  out.sampling.seed = s.has_seed() ? s.seed() : Random64();
+  out.sampling.seed = s.has_seed() ? s.seed() : NewRandomU64();
   if (request.has_max_tokens()) out.max_tokens = request.max_tokens();
   out.stop_strings.assign(request.stop().begin(), request.stop().end());
   out.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
@@ -81,7 +63,7 @@ absl::StatusOr<GenerateRequest> ToEngine(const v1::GenerateRequest& request, con
   return out;
 }
 
-absl::StatusOr<NewSession> ToEngine(const v1::CreateSessionRequest& request) {
+NewSession ToEngine(const v1::CreateSessionRequest& request) {
   NewSession spec;
   if (request.has_session_id()) spec.id = request.session_id();
   switch (request.system_prompt_case()) {

@@ -27,7 +27,7 @@ absl::StatusOr<GenerateRequest> ToEngine(const v1::GenerateRequest& request, con
                                          absl::Time deadline);
 
 // The system prompt and id of a CreateSession call.
-absl::StatusOr<NewSession> ToEngine(const v1::CreateSessionRequest& request);
+NewSession ToEngine(const v1::CreateSessionRequest& request);
 
 void ToProto(const SessionInfo& info, v1::Session* out);
 void ToProto(const Logprobs& lp, int32_t token, v1::TokenLogprob* out);

@@ -49,10 +49,8 @@ grpc::ServerUnaryReactor* SessionServiceImpl::CreateSession(grpc::CallbackServer
                                                             v1::CreateSessionResponse* response) {
   absl::StatusOr<std::string> tenant = ctx_.auth->TenantOf(*context);
   if (!tenant.ok()) return FinishNow(context, ToGrpcStatus(tenant.status()));
-  absl::StatusOr<NewSession> spec = ToEngine(*request);
-  if (!spec.ok()) return FinishNow(context, ToGrpcStatus(spec.status()));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ctx_.loop->CreateSessionAsync(*tenant, *std::move(spec), [reactor, response](absl::StatusOr<SessionInfo> info) {
+  ctx_.loop->CreateSessionAsync(*tenant, ToEngine(*request), [reactor, response](absl::StatusOr<SessionInfo> info) {
     if (info.ok()) ToProto(*info, response->mutable_session());
     reactor->Finish(ToGrpcStatus(info.status()));
   });

@@ -27,14 +27,29 @@ absl::Status ValidateSessionId(std::string_view id) {
   return absl::OkStatus();
 }
 
-std::string NewSessionId() {
-  static constexpr char kAlphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  static std::mutex mu;
+namespace {
+
+std::mutex rng_mu;  // guards Rng()
+std::mt19937_64& Rng() {
   static std::mt19937_64 rng{std::random_device{}()};
-  std::string id = "s_";
-  std::lock_guard<std::mutex> lock(mu);
-  for (int i = 0; i < 22; ++i) id.push_back(kAlphabet[rng() % 62]);
+  return rng;
+}
+
+}  // namespace
+
+uint64_t NewRandomU64() {
+  std::lock_guard<std::mutex> lock(rng_mu);
+  return Rng()();
+}
+
+std::string NewRandomId(std::string_view prefix) {
+  static constexpr char kAlphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  std::string id(prefix);
+  std::lock_guard<std::mutex> lock(rng_mu);
+  for (int i = 0; i < 22; ++i) id.push_back(kAlphabet[Rng()() % 62]);
   return id;
 }
+
+std::string NewSessionId() { return NewRandomId("s_"); }
 
 }  // namespace supra

@@ -2,6 +2,7 @@
 #ifndef SUPRA_ENGINE_SERVING_SESSION_ID_H_
 #define SUPRA_ENGINE_SERVING_SESSION_ID_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,11 @@ absl::Status ValidateSessionId(std::string_view id);
 // A fresh random id ("s_" + 22 base62 characters, about 131 bits), so that
 // ids cannot be guessed from one another. Thread-safe.
 std::string NewSessionId();
+
+// `prefix` + 22 random base62 characters (request ids and the like), and a
+// random 64-bit value (seeds), from the same generator. Thread-safe.
+std::string NewRandomId(std::string_view prefix);
+uint64_t NewRandomU64();
 
 }  // namespace supra
 

@@ -143,9 +143,7 @@ absl::StatusOr<Session*> SessionTable::Fork(const std::string& tenant, const std
       Remove(*fork);
       return s;
     }
-    free_slots_.pop_back();
-    slot_owner_[slot] = fork;
-    fork->slot = slot;
+    TakeFreeSlot(*fork);
   } else if (source->slot >= 0) {
     fork->host_state.resize(state_numel_);
     if (absl::Status s = backend_.ReadState(source->slot, absl::MakeSpan(fork->host_state)); !s.ok()) {
@@ -197,10 +195,20 @@ absl::StatusOr<SessionPage> SessionTable::List(const std::string& tenant, int pa
 absl::Status SessionTable::Evict(Session& session) {
   session.host_state.resize(state_numel_);
   RETURN_IF_ERROR(backend_.ReadState(session.slot, absl::MakeSpan(session.host_state)));
+  ReleaseSlot(session);
+  return absl::OkStatus();
+}
+
+void SessionTable::TakeFreeSlot(Session& session) {
+  session.slot = free_slots_.back();
+  free_slots_.pop_back();
+  slot_owner_[session.slot] = &session;
+}
+
+void SessionTable::ReleaseSlot(Session& session) {
   slot_owner_[session.slot] = nullptr;
   free_slots_.push_back(session.slot);
   session.slot = -1;
-  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> SessionTable::MakeResident(Session& session) {
@@ -223,17 +231,12 @@ absl::StatusOr<bool> SessionTable::MakeResident(Session& session) {
     RETURN_IF_ERROR(backend_.WriteState(slot, session.host_state));
     session.host_state = std::vector<float>();  // release the host copy
   }
-  free_slots_.pop_back();
-  slot_owner_[slot] = &session;
-  session.slot = slot;
+  TakeFreeSlot(session);
   return true;
 }
 
 void SessionTable::Remove(Session& session) {
-  if (session.slot >= 0) {
-    slot_owner_[session.slot] = nullptr;
-    free_slots_.push_back(session.slot);
-  }
+  if (session.slot >= 0) ReleaseSlot(session);
   if (!session.ephemeral) --named_sessions_;
   sessions_.erase(MapKey(session.tenant, session.id));  // destroys `session`
 }

@@ -113,6 +113,10 @@ class SessionTable {
  private:
   bool Expired(const Session& session) const;
   absl::Status Evict(Session& session);
+  // The last free slot (whose state the caller has set) becomes the session's.
+  void TakeFreeSlot(Session& session);
+  // The session's slot goes back to the free list; the session is not resident.
+  void ReleaseSlot(Session& session);
 
   Backend& backend_;
   SessionOptions options_;

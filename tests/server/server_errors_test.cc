@@ -182,37 +182,27 @@ TEST_F(AuthTest, AnotherTenantsSessionDoesNotExistForYou) {
   resume.set_session_id("shared-name");
   const Streamed bob = f_.Generate(resume, "bob-token-0123456789abc");
   EXPECT_EQ(bob.status.error_code(), grpc::StatusCode::NOT_FOUND);
-  {
-    grpc::ClientContext context;
+  // Bob's calls on Alice's session id, each with its own context.
+  auto as_bob = [](grpc::ClientContext& context) {
     context.AddMetadata("authorization", "Bearer bob-token-0123456789abc");
-    v1::GetSessionRequest get;
-    get.set_session_id("shared-name");
-    v1::GetSessionResponse out;
-    EXPECT_EQ(f_.sessions().GetSession(&context, get, &out).error_code(), grpc::StatusCode::NOT_FOUND);
-  }
-  {
-    grpc::ClientContext context;
-    context.AddMetadata("authorization", "Bearer bob-token-0123456789abc");
-    v1::ForkSessionRequest fork;
-    fork.set_source_session_id("shared-name");
-    v1::ForkSessionResponse out;
-    EXPECT_EQ(f_.sessions().ForkSession(&context, fork, &out).error_code(), grpc::StatusCode::NOT_FOUND);
-  }
-  {
-    grpc::ClientContext context;
-    context.AddMetadata("authorization", "Bearer bob-token-0123456789abc");
-    v1::DeleteSessionRequest del;
-    del.set_session_id("shared-name");
-    v1::DeleteSessionResponse out;
-    EXPECT_EQ(f_.sessions().DeleteSession(&context, del, &out).error_code(), grpc::StatusCode::NOT_FOUND);
-  }
-  {
-    grpc::ClientContext context;
-    context.AddMetadata("authorization", "Bearer bob-token-0123456789abc");
-    v1::ListSessionsResponse out;
-    ASSERT_TRUE(f_.sessions().ListSessions(&context, {}, &out).ok());
-    EXPECT_EQ(out.sessions_size(), 0);
-  }
+    return &context;
+  };
+  grpc::ClientContext c1, c2, c3, c4;
+  v1::GetSessionRequest get;
+  get.set_session_id("shared-name");
+  v1::GetSessionResponse got;
+  EXPECT_EQ(f_.sessions().GetSession(as_bob(c1), get, &got).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::ForkSessionRequest fork;
+  fork.set_source_session_id("shared-name");
+  v1::ForkSessionResponse forked;
+  EXPECT_EQ(f_.sessions().ForkSession(as_bob(c2), fork, &forked).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::DeleteSessionRequest del;
+  del.set_session_id("shared-name");
+  v1::DeleteSessionResponse deleted;
+  EXPECT_EQ(f_.sessions().DeleteSession(as_bob(c3), del, &deleted).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::ListSessionsResponse listed;
+  ASSERT_TRUE(f_.sessions().ListSessions(as_bob(c4), {}, &listed).ok());
+  EXPECT_EQ(listed.sessions_size(), 0);
   // Bob may use the same id for his own session; Alice's is untouched.
   first.set_text("Bonjour");
   const Streamed bobs = f_.Generate(first, "bob-token-0123456789abc");

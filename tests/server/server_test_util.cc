@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "client/model_commands.h"
 #include "gtest/gtest.h"
 
 extern char** environ;
@@ -164,13 +165,7 @@ ServerProcess::~ServerProcess() {
 }
 
 int HealthCheck(grpc::Channel& channel, const std::string& service) {
-  // HealthCheckRequest{string service = 1}; HealthCheckResponse{enum status = 1}.
-  std::string request;
-  if (!service.empty()) {
-    request.push_back(0x0a);
-    request.push_back(static_cast<char>(service.size()));
-    request += service;
-  }
+  const std::string request = client::EncodeHealthCheckRequest(service);
   grpc::GenericStub stub(std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -193,9 +188,7 @@ int HealthCheck(grpc::Channel& channel, const std::string& service) {
   if (!out.Dump(&slices).ok()) return -1;
   std::string bytes;
   for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  if (bytes.empty()) return 0;  // UNKNOWN (default value)
-  if (bytes.size() != 2 || bytes[0] != 0x08) return -1;
-  return bytes[1];
+  return client::DecodeHealthCheckResponse(bytes).value_or(-1);
 }
 
 }  // namespace supra::server::testing

@@ -95,8 +95,9 @@ class ServerProcess {
   bool waited_ = false;
 };
 
-// grpc.health.v1 Check through a generic stub (Debian ships no generated
-// health client): 1 SERVING, 2 NOT_SERVING, 3 SERVICE_UNKNOWN, -1 on error.
+// grpc.health.v1 Check through a generic stub, with supra-cli's encoding of
+// the two messages (Debian ships no generated health client): 1 SERVING,
+// 2 NOT_SERVING, 3 SERVICE_UNKNOWN, -1 on error.
 int HealthCheck(grpc::Channel& channel, const std::string& service);
 
 }  // namespace supra::server::testing
