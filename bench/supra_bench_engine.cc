@@ -7,10 +7,17 @@
 // logit error over 4K tokens.
 //
 //   supra-bench-engine [--json PATH] [--batches 1,8,32,64,128,256] [--steps 20] [--quick] [--no-graphs]
+//                      [--prefill 1x2048,8x2048,ragged,1x32768|none] [--trace DIR] [--ncu-region]
 // (--no-graphs: decode steps launched kernel by kernel; SUPRA_CUDA_PDL=0:
-// without programmatic dependent launch. Both for measuring what they gain.)
+// without programmatic dependent launch. Both for measuring what they gain.
+// --trace DIR: after each measurement, one more decode step / prefill under
+// CUPTI's activity API: the GPU timeline as it ran, to DIR/*.csv, and a
+// summary per kernel family. --ncu-region: that extra step / prefill runs
+// between cudaProfilerStart and cudaProfilerStop, for
+// `ncu --profile-from-start off`, which then profiles only those.)
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -25,6 +32,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "engine/cuda/cuda_backend.h"
+#include "kernel_trace.h"
 #include "nlohmann/json.hpp"
 
 namespace supra {
@@ -136,12 +144,41 @@ std::vector<int32_t> RandomTokens(size_t n, uint32_t seed) {
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
+// Runs `region` once more, outside the timing: under CUPTI when trace_dir is
+// set (timeline to trace_dir/label.csv, summary to stdout), and between
+// cudaProfilerStart/Stop when ncu_region is set.
+template <typename Region>
+void Inspect(const std::string& trace_dir, bool ncu_region, const std::string& label, Region&& region) {
+  if (!trace_dir.empty()) {
+    std::string error;
+    CHECK_CUDA(cudaDeviceSynchronize());
+    if (!bench::KernelTrace::Begin(&error)) {
+      std::printf("trace %s: not recorded: %s\n", label.c_str(), error.c_str());
+    } else {
+      region();
+      CHECK_CUDA(cudaDeviceSynchronize());
+      bench::ReportTrace(bench::KernelTrace::End(), label, trace_dir + "/" + label + ".csv", stdout);
+    }
+  }
+  if (ncu_region) {
+    CHECK_CUDA(cudaDeviceSynchronize());
+    CHECK_CUDA(cudaProfilerStart());
+    region();
+    CHECK_CUDA(cudaDeviceSynchronize());
+    CHECK_CUDA(cudaProfilerStop());
+  }
+}
+
 int Run(int argc, char** argv) {
   std::string json_path;
   std::vector<int> batches = {1, 8, 32, 64, 128, 256};
   int steps = 20;
   bool quick = false;
   bool graphs = true;
+  std::string trace_dir;
+  bool ncu_region = false;
+  std::vector<std::string> prefill_names = {"1x2048", "8x2048", "ragged", "1x32768"};
+  bool prefill_chosen = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--json" && i + 1 < argc) {
@@ -152,6 +189,16 @@ int Run(int argc, char** argv) {
       quick = true;
     } else if (arg == "--no-graphs") {
       graphs = false;
+    } else if (arg == "--trace" && i + 1 < argc) {
+      trace_dir = argv[++i];
+    } else if (arg == "--ncu-region") {
+      ncu_region = true;
+    } else if (arg == "--prefill" && i + 1 < argc) {
+      prefill_chosen = true;
+      prefill_names.clear();
+      for (absl::string_view part : absl::StrSplit(argv[++i], ',')) {
+        if (part != "none") prefill_names.emplace_back(part);
+      }
     } else if (arg == "--batches" && i + 1 < argc) {
       batches.clear();
       for (absl::string_view part : absl::StrSplit(argv[++i], ',')) {
@@ -159,7 +206,9 @@ int Run(int argc, char** argv) {
         if (absl::SimpleAtoi(part, &b)) batches.push_back(b);
       }
     } else {
-      std::fprintf(stderr, "usage: supra-bench-engine [--json PATH] [--batches 1,8,...] [--steps N] [--quick] [--no-graphs]\n"
+      std::fprintf(stderr,
+                   "usage: supra-bench-engine [--json PATH] [--batches 1,8,...] [--steps N] [--quick] [--no-graphs]\n"
+                   "                          [--prefill 1x2048,8x2048,ragged,1x32768|none] [--trace DIR] [--ncu-region]\n"
                    "  SUPRA_CUDA_PDL=0 in the environment launches every kernel without programmatic dependent launch\n");
       return 2;
     }
@@ -230,6 +279,10 @@ int Run(int argc, char** argv) {
       for (auto& p : positions) ++p;
     }
     const double step = Seconds(start, Clock::now()) / steps;
+    Inspect(trace_dir, ncu_region, "decode_b" + std::to_string(batch), [&] {
+      for (int i = 0; i < batch; ++i) specs[i].token_index = warmup + steps;
+      CHECK_OK(b.DecodeAndSample({slots, tokens, positions}, specs, absl::MakeSpan(sampled), {}));
+    });
     const double floor_bytes = weight_bytes + batch * (config.dim * 2.0 + 2 * state_bytes);
     const double floor = floor_bytes / copy_bw;
     std::printf("%-8d %12.3f %12.0f %12.3f %10.2f\n", batch, step * 1e3, batch / step, floor * 1e3, step / floor);
@@ -247,7 +300,10 @@ int Run(int argc, char** argv) {
                                     {"8x2048", std::vector<int>(8, 2048)},
                                     {"ragged", {100, 3000, 517, 2048, 64, 1500}},
                                     {"1x32768", {32768}}};
-  if (quick) cases.pop_back();
+  if (quick && !prefill_chosen) cases.pop_back();
+  std::erase_if(cases, [&](const PrefillCase& pc) {
+    return std::find(prefill_names.begin(), prefill_names.end(), pc.name) == prefill_names.end();
+  });
   std::printf("\n%-10s %10s %12s %12s\n", "prefill", "tokens", "ms", "tokens/s");
   for (const PrefillCase& pc : cases) {
     std::vector<std::vector<int32_t>> prompts;
@@ -266,6 +322,10 @@ int Run(int argc, char** argv) {
       CHECK_OK(b.Prefill(seqs, 1 << 20, LogitsOutput::kLastOnly, absl::MakeSpan(logits)));
       best = std::min(best, Seconds(s, Clock::now()));
     }
+    Inspect(trace_dir, ncu_region, std::string("prefill_") + pc.name, [&] {
+      for (size_t i = 0; i < seqs.size(); ++i) CHECK_OK(b.ResetSlot(static_cast<int32_t>(i)));
+      CHECK_OK(b.Prefill(seqs, 1 << 20, LogitsOutput::kLastOnly, absl::MakeSpan(logits)));
+    });
     const double flops = 2.0 * weight_bytes / 2 * total;  // 2 FLOP per weight per token (upper bound: head once)
     std::printf("%-10s %10d %12.2f %12.0f   (%.0f%% of the GEMM rate)\n", pc.name, total, best * 1e3, total / best,
                 100.0 * flops / best / gemm_rate);
