@@ -83,9 +83,9 @@ constexpr CUpti_ActivityKind kKinds[] = {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, 
                                          CUPTI_ACTIVITY_KIND_MEMSET};
 
 // "void supra::cuda::(anonymous namespace)::GemvKernel<float, 1, ...>(...)"
-// → "supra::cuda::GemvKernel<float, 1, ...>": anonymous namespaces and the
-// template arguments are kept (they tell the GEMV configurations apart), the
-// return type and parameter list are dropped.
+// → "supra::cuda::GemvKernel<float, 1, ...>": the template arguments are
+// kept (they tell the GEMV configurations apart); the return type, the
+// parameter list and anonymous namespaces are dropped.
 std::string Family(const std::string& name) {
   std::string s = name;
   if (s.rfind("void ", 0) == 0) s = s.substr(5);
