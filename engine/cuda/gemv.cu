@@ -27,8 +27,8 @@
 // x through L1, since every tile of the SM reads the same x.
 //
 // Launch overhead. A 32 MB matrix streams in ~8 µs, and a kernel boundary
-// costs ~2-3 µs of ramp-down and ramp-up, so the short projections launch
-// with programmatic dependent launch: the grid starts while the previous
+// costs ~2-3 µs of ramp-down and ramp-up, so the projections launch with
+// programmatic dependent launch: the grid starts while the previous
 // kernel drains, asks L2 for its first weights, and waits for that kernel
 // (griddepcontrol.wait) before it touches x, bias or y.
 //
@@ -401,23 +401,24 @@ absl::Status LaunchConfigured(GemvParams params, bool programmatic, cudaStream_t
 
 // The k split (kUnroll, kWarps) depends only on the shape, never on n (see
 // the batch-invariance note at the top); kTiles, kGroups and kOverlap do not
-// change any output's arithmetic. Chosen from sweeps on an H200
-// (bench/gemv_bench.cu, CUDA graphs of back-to-back launches):
-//  - many rows (≥ 1024 tiles: w12, logits): two tiles per block, 8-step
-//    chunks, k split over 2 warps: long-lived warps with many loads in
-//    flight, ~92-95 % of the copy bandwidth at n ≤ 8 and ~90 % at 16. Not
-//    overlapped: the whole grid is resident at once and its first chunks
-//    (~30 MB) would thrash L2 (the prefetch cost 20 % there), and
-//    programmatic launch gains nothing on a 60 µs kernel.
-//  - fewer rows (in_proj, out_proj, w3, the feature maps): the chip is filled
-//    by splitting k finely instead: 2-step chunks over 8 warps, or over 16
-//    when 8 would leave fewer than ~3000 warps; at n > 8 two tiles per block
-//    halve the x traffic per weight (+12 to +20 points on w3 and the 4096²
-//    maps). The L2 prefetch of the first chunks (a few MB) and programmatic
-//    launch take 2-5 points of launch overhead off these short kernels.
-// A grouped launch counts the tiles of both projections (the embed_q and
-// embed_kv pair of Mistral-SUPRA, 256 + 64 tiles, takes the same split as
-// each of them alone).
+// change any output's arithmetic. Chosen on an H200 from the decode step as
+// it runs (supra-bench-engine --trace: each kernel's time in the stream,
+// between the kernels of the real step, with every layer's weights cold);
+// isolated timings (gemv_bench, ncu) ranked the configurations differently,
+// by up to 40 %:
+//  - many rows (≥ 1024 tiles: w12, logits): 2-step chunks over 16 warps,
+//    overlapped. The w12 GEMV took 60.7 µs per layer (1.10 × its floor);
+//    two tiles per block with 8-step chunks over 2 warps, the best in
+//    isolation, took 94-97 µs there, and 1-step chunks or 8 warps 66-71.
+//  - fewer rows: 2-step chunks over 8 warps when that gives ≥ ~3000 warps
+//    (in_proj), otherwise 1-step chunks over 16 (w3, out_proj, the feature
+//    maps: 21 µs per w3 + out_proj pair against 23 with 2-step chunks).
+// Every vector-path launch is overlapped (programmatic launch, with L2
+// fetching each warp's first chunk before the wait). At n > 8 two tiles per
+// block halve the x traffic per weight (+12 to +20 points on w3 and the
+// 4096² maps in isolation). A grouped launch counts the tiles of both
+// projections (the embed_q and embed_kv pair of Mistral-SUPRA, 256 + 64
+// tiles, takes the same split as each of them alone).
 template <typename OutT, bool kSwiGlu, bool kGrouped>
 absl::Status LaunchForOutput(const GemvParams& params, bool vector, bool programmatic, cudaStream_t stream) {
   const bool two_groups = params.n > kBatchGroup;
@@ -431,9 +432,9 @@ absl::Status LaunchForOutput(const GemvParams& params, bool vector, bool program
   if constexpr (kGrouped) tiles += (params.second.out + kTileRows - 1) / kTileRows;
   if (tiles >= 1024) {
     if (two_groups) {
-      return LaunchConfigured<OutT, 2, 2, 8, 2, true, false, kSwiGlu, kGrouped>(params, programmatic, stream);
+      return LaunchConfigured<OutT, 2, 2, 2, 16, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
     }
-    return LaunchConfigured<OutT, 1, 2, 8, 2, true, false, kSwiGlu, kGrouped>(params, programmatic, stream);
+    return LaunchConfigured<OutT, 1, 1, 2, 16, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
   }
   if (tiles * 8 >= 3000) {
     if (two_groups) {
@@ -442,9 +443,9 @@ absl::Status LaunchForOutput(const GemvParams& params, bool vector, bool program
     return LaunchConfigured<OutT, 1, 1, 2, 8, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
   }
   if (two_groups) {
-    return LaunchConfigured<OutT, 2, 2, 2, 16, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
+    return LaunchConfigured<OutT, 2, 2, 1, 16, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
   }
-  return LaunchConfigured<OutT, 1, 1, 2, 16, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
+  return LaunchConfigured<OutT, 1, 1, 1, 16, true, true, kSwiGlu, kGrouped>(params, programmatic, stream);
 }
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }

@@ -32,13 +32,12 @@ inline constexpr int64_t kGemvMaxRows = 16;
 // INVALID_ARGUMENT (before any launch) for null pointers, n outside [1, 16],
 // in or out outside [1, 2^30], or strides below in / out.
 //
-// programmatic_launch (programmatic dependent launch, sm_90): for matrices
-// of fewer than 16384 rows on the fast path, the kernel may start while the
-// previous kernel in the stream is still finishing, and uses that time to
-// have L2 fetch its first weights; it waits for that kernel to complete
-// before it reads x, bias or y, so stream order is kept. (Larger matrices
-// gain nothing from it and always launch serialised.) Every launch lets a
-// next kernel launched this way start during its epilogue.
+// programmatic_launch (programmatic dependent launch, sm_90): on the fast
+// path, the kernel may start while the previous kernel in the stream is
+// still finishing, and uses that time to have L2 fetch its first weights; it
+// waits for that kernel to complete before it reads x, bias or y, so stream
+// order is kept. Every launch lets a next kernel launched this way start
+// during its epilogue.
 absl::Status LaunchGemv(const __nv_bfloat16* x,  // [n, in], row stride x_stride, bf16
                         int64_t x_stride,
                         const __nv_bfloat16* w,  // [out, in], contiguous (nn.Linear layout), bf16
