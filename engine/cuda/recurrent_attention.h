@@ -6,12 +6,18 @@
 // with P the layer's state of sequence i, read and written exactly once.
 // Accumulation is fp32 (the CPU oracle sums in float64).
 //
-// Layout: one thread block per (32-column tile of Dv (64 with a bf16 pool),
-// head, sequence), all F rows of its tile; the blocks of one (sequence, head)
-// form a thread-block cluster and exchange their o tiles through distributed
-// shared memory for the GroupNorm statistics, so one launch does both. At
-// Mistral-SUPRA's size that is 128 blocks at batch 1 and 32768 at batch 256,
-// each streaming 16 KiB of state in 16-byte accesses.
+// Two kernels (DecodeAttentionKernel below), bit-identical results:
+// - cluster: one thread block per (32-column tile of Dv (64 with a bf16
+//   pool), head, sequence), all F rows of its tile; the blocks of one
+//   (sequence, head) form a thread-block cluster and exchange their o tiles
+//   through distributed shared memory for the GroupNorm statistics. At
+//   Mistral-SUPRA's size that is 128 blocks at batch 1, each streaming 16 KiB
+//   of state in 16-byte accesses. Best while the whole grid fits in one wave.
+// - stream: a persistent grid (one block per SM) walking whole (sequence,
+//   head) states, each staged into shared memory by one bulk asynchronous copy
+//   with several heads in flight per SM; the block is the cluster's blocks
+//   fused, so GroupNorm is a block reduction. For large batches, where the
+//   kernel is a pure stream of state bytes.
 #ifndef SUPRA_ENGINE_CUDA_RECURRENT_ATTENTION_H_
 #define SUPRA_ENGINE_CUDA_RECURRENT_ATTENTION_H_
 
@@ -25,6 +31,19 @@
 
 namespace supra::cuda {
 
+// Which decode kernel runs (both give bit-identical results):
+// - kCluster: one block per (32 fp32 or 64 bf16 Dv columns, head,
+//   sequence), the blocks of a head in a thread-block cluster; any shape.
+// - kStream: a persistent grid of one block per SM, each walking whole heads
+//   staged through shared memory by bulk asynchronous copies, several heads in
+//   flight per SM; vector-aligned pools with F <= 128 and Dv <= 128 (fp32) or
+//   256 (bf16); other shapes run the cluster kernel.
+// - kAuto: the streaming kernel from n·H >= 2 · SMs on (batch 9 at H = 32 on
+//   an H200), else the cluster kernel; the environment variable
+//   SUPRA_DECODE_ATTENTION (read once) overrides: "cluster", "stream", or a
+//   number N for the streaming kernel from batch N on.
+enum class DecodeAttentionKernel { kAuto, kCluster, kStream };
+
 // Sequences with a slot outside [0, state.slots) are skipped (state and
 // output untouched); the backend validates slots before it gets here. Slots
 // within a launch must be distinct. INVALID_ARGUMENT before any launch for a
@@ -33,8 +52,12 @@ namespace supra::cuda {
 // pointer with n > 0.
 //
 // Launched with programmatic dependent launch (programmatic_launch.cuh): while
-// the previous kernel finishes it only has L2 prefetch the state; every
-// input is read after the wait.
+// the previous kernel finishes it already loads state (and reads the slots
+// and gammas), which the rules allow because they were written two or more
+// operations back; q, k and v are read after the wait. So the operation just
+// before this launch must not write the state pool, the slots or the gammas
+// (the decode step's is the feature map). A slot changed by then is detected
+// and its state reloaded, but a state changed by then is not.
 absl::Status LaunchRecurrentAttention(const AttentionDims& dims,
                                       const float* q,               // [n, H·F], fp32
                                       const float* k,               // [n, Hk·F], fp32, rope'd and scaled by 1/sqrt(F)
@@ -45,7 +68,8 @@ absl::Status LaunchRecurrentAttention(const AttentionDims& dims,
                                       int n,                        // sequences
                                       StatePoolLayer<float> state,  // [slots, layers, H, F, Dv], fp32
                                       __nv_bfloat16* out,           // [n, H·Dv], bf16, GroupNorm'ed
-                                      cudaStream_t stream);
+                                      cudaStream_t stream,
+                                      DecodeAttentionKernel kernel = DecodeAttentionKernel::kAuto);
 
 // The same with a bf16 state pool (rounded to nearest once per step).
 absl::Status LaunchRecurrentAttention(const AttentionDims& dims,
@@ -58,7 +82,8 @@ absl::Status LaunchRecurrentAttention(const AttentionDims& dims,
                                       int n,
                                       StatePoolLayer<__nv_bfloat16> state,  // [slots, layers, H, F, Dv], bf16
                                       __nv_bfloat16* out,                   // [n, H·Dv], bf16
-                                      cudaStream_t stream);
+                                      cudaStream_t stream,
+                                      DecodeAttentionKernel kernel = DecodeAttentionKernel::kAuto);
 
 }  // namespace supra::cuda
 
