@@ -28,9 +28,9 @@
 //
 // Launch overhead. A 32 MB matrix streams in ~8 µs, and a kernel boundary
 // costs ~2-3 µs of ramp-down and ramp-up, so the projections launch with
-// programmatic dependent launch: the grid starts while the previous
-// kernel drains, asks L2 for its first weights, and waits for that kernel
-// (griddepcontrol.wait) before it touches x, bias or y.
+// programmatic dependent launch: the grid is resident while the previous
+// kernel drains and waits for it (griddepcontrol.wait) before it touches
+// x, bias or y.
 //
 // Batch invariance: the split of k (kWarps, kUnroll) is chosen from in and out
 // only, and the mma computes every output column independently, so a row's
@@ -135,11 +135,6 @@ __device__ __forceinline__ uint4 LoadScalar8(const __nv_bfloat16* row, int k, in
   return make_uint4(v[0], v[1], v[2], v[3]);
 }
 
-// Asks L2 to fetch `bytes` (a multiple of 16) at a 16-byte aligned address.
-__device__ __forceinline__ void PrefetchL2(const void* p, uint32_t bytes) {
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-}
-
 // d += A · B for one m16n8k16 (bf16 inputs, fp32 accumulation).
 __device__ __forceinline__ void Mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                     uint32_t b1) {
@@ -180,9 +175,8 @@ __device__ __forceinline__ void StoreOutput(OutT* p, float v) {
 // kGroups: batch groups of 8 (n ≤ 8 · kGroups). kVector: 16-byte loads (in %
 // 8 == 0, aligned x and W); otherwise element loads with bounds checks.
 // kOverlap: launched with programmatic dependent launch (when the caller
-// allows it): have L2 fetch each warp's first chunk before waiting for the
-// previous kernel, and read x with plain loads (see LaunchForOutput for when
-// that pays). kSwiGlu: W is an interleaved w12 (w12_layout.h) and the block
+// allows it), reading x with plain loads (see LaunchForOutput for when that
+// pays). kSwiGlu: W is an interleaved w12 (w12_layout.h) and the block
 // writes bf16(silu(a)·b) for its groups instead of its rows. kGrouped: two
 // projections in one grid (GemvParams).
 template <typename OutT, int kGroups, int kTiles, int kUnroll, int kWarps, bool kVector, bool kOverlap, bool kSwiGlu,
@@ -227,15 +221,9 @@ __global__ void __launch_bounds__(kWarps * 32) GemvKernel(const GemvParams param
   if constexpr (kVector) {
     constexpr int kChunk = kUnroll * kStepK;
     const int k_main = in - in % kChunk;
-    // While the previous kernel drains: have L2 fetch this warp's first
-    // chunk (kChunk weights of each of its rows; one lane per row).
-    if (kOverlap && warp * kChunk < k_main && t == 0) {
-#pragma unroll
-      for (int tile = 0; tile < kTiles; ++tile) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) PrefetchL2(w_rows[tile][h] + warp * kChunk, kChunk * sizeof(__nv_bfloat16));
-      }
-    }
+    // No L2 prefetch of the first weights before the wait: in the decode
+    // step it cost time at every size tried (per-warp first chunks: +0.1 ms
+    // a step at batch 1; 16-128 KiB per block: +0.05 to +0.85 ms).
     WaitForPreviousKernel();
     for (int k = warp * kChunk; k < k_main; k += kWarps * kChunk) {
       uint4 a[kUnroll][kTiles][2];
@@ -413,10 +401,9 @@ absl::Status LaunchConfigured(GemvParams params, bool programmatic, cudaStream_t
 //  - fewer rows: 2-step chunks over 8 warps when that gives ≥ ~3000 warps
 //    (in_proj), otherwise 1-step chunks over 16 (w3, out_proj, the feature
 //    maps: 21 µs per w3 + out_proj pair against 23 with 2-step chunks).
-// Every vector-path launch is overlapped (programmatic launch, with L2
-// fetching each warp's first chunk before the wait). At n > 8 two tiles per
-// block halve the x traffic per weight (+12 to +20 points on w3 and the
-// 4096² maps in isolation). A grouped launch counts the tiles of both
+// Every vector-path launch is overlapped (programmatic launch). At n > 8 two
+// tiles per block halve the x traffic per weight (+12 to +20 points on w3
+// and the 4096² maps in isolation). A grouped launch counts the tiles of both
 // projections (the embed_q and embed_kv pair of Mistral-SUPRA, 256 + 64
 // tiles, takes the same split as each of them alone).
 template <typename OutT, bool kSwiGlu, bool kGrouped>
