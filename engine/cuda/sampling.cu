@@ -1,24 +1,36 @@
-// The sampling kernel: one block of kThreads threads per row of logits.
+// The sampling kernel: a cluster of 1 to kMaxCluster blocks of kThreads
+// threads per row of logits, each block holding a slice of the row in its
+// shared memory; the blocks of a row share their partial results through
+// distributed shared memory.
 //
-// A row's steps, each a block-wide pass over the row or less:
-//   first pass  over the logits in global memory: max, min and argmax of the
-//               penalised logits, the raw max and the logprob normaliser
-//               (online), the CPU's validity checks (NaN, +inf, all -inf);
-//               rows of at most kMaxCachedVocab logits are copied to shared
-//               memory here and every later pass reads them there
-//   penalties   the window's distinct ids and counts (global atomics in the
+// A row's steps, each a pass of every block over its slice or less, with the
+// cluster barriers they take:
+//   load        the slice from global memory into shared memory (-inf past
+//               the vocabulary): max of the raw logits, the CPU's validity
+//               checks (NaN, +inf), and, without penalties, max, argmax and
+//               smallest finite value of the penalised logits
+//   penalties   the window's counts of the slice's ids (global atomics in the
 //               workspace row); the penalised logits replace the raw ones in
-//               the cache, or, for uncached rows, go to the workspace row
-//               with a shared bitmask marking them. The input stays raw.
-//   greedy      the argmax (ties to the lowest id): one pass in all
-//   top-k       RankCut with weight 1: the rank of the k-th most likely token;
-//               k <= kSortCap candidates are then sorted in shared memory and
-//               top-p, min-p and the draw walk them as CandidateSet does
+//               the slice; then the penalised statistics
+//   statistics  merged over the cluster (1 barrier): every block has the
+//               row's. Invalid rows (NaN, +inf, every logit -inf) stop here
+//   normaliser  with logprobs: the slice's exact sum of exp(raw - raw max)
+//   greedy      the argmax (ties to the lowest id), written by block 0
+//   top-k       RankCut with weight 1 (2 barriers a level): the rank of the
+//               k-th most likely token; for k <= kSortCap the candidates are
+//               sorted in block 0 (the cut gathers them itself when they fit,
+//               else 2 barriers more) and top-p, min-p and the draw walk them
+//               as CandidateSet does
 //   top-p       RankCut over the weights: the last kept rank
-//   draw        IdOrderSelect (no top-k: the CPU's dense draw in id order) or
-//               RankCut (top-k beyond kSortCap: most likely first)
+//   draw        IdOrderSelect (no top-k: the CPU's dense draw in id order,
+//               1 barrier, written by the block holding the token) or RankCut
+//               (top-k beyond kSortCap: most likely first)
+//   exit        1 barrier: no block leaves while another may read its memory
+// Every sum is exact (Tally): the token and logprob of a row do not depend on
+// how many blocks share it, nor on the other rows of the batch.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -35,21 +47,30 @@ namespace sampling_detail {
 namespace {
 
 constexpr int kSortBytes = kSortCap * static_cast<int>(sizeof(uint64_t));
-static_assert(kMaxSampleVocab / kChunk <= kSortCap, "IdOrderSelect's chunk sums must fit in the sort buffer");
+static_assert(kMaxSampleVocab <= int64_t{kMaxSlice} * kMaxCluster, "every vocabulary fits in a cluster's slices");
 
-// Rows of at most this many logits are copied to shared memory by the first
-// pass (176 KiB with the sort buffer: one block per SM, which the registers
-// impose anyway) and every later pass reads them there.
-constexpr int64_t kMaxCachedVocab = 45056;
+// Fewer tokens per block than this do not pay for the cluster's barriers.
+constexpr int64_t kMinSlice = 2048;
 
-int64_t CachedFloats(int64_t vocab) { return (vocab + kChunk - 1) / kChunk * kChunk; }
-
-// The dynamic shared memory of a launch: the sort buffer (reused for the
-// chunk sums of IdOrderSelect), then the row cache or the penalty bitmask.
-int DynamicSharedBytes(int64_t vocab) {
-  const int64_t tail = vocab <= kMaxCachedVocab ? CachedFloats(vocab) * 4 : (vocab + 31) / 32 * 4;
-  return kSortBytes + static_cast<int>((tail + 15) / 16 * 16);
+// Blocks per row: enough for the slices to fit in shared memory; otherwise as
+// many as fill the SMs once (n rows · blocks <= SMs), up to kMaxCluster, and
+// none with fewer than kMinSlice tokens.
+int ClusterBlocks(int64_t n, int64_t vocab, int sms) {
+  const auto fewest = static_cast<int>((vocab + kMaxSlice - 1) / kMaxSlice);
+  const auto most = static_cast<int>(std::clamp<int64_t>(vocab / kMinSlice, 1, kMaxCluster));
+  int blocks = kMaxCluster;
+  while (blocks > 1 && n * blocks > sms) blocks /= 2;
+  return std::max(fewest, std::min(blocks, most));
 }
+
+// Tokens per block: whole chunks; the last block's slice is padded with -inf.
+int SliceLength(int64_t vocab, int blocks) {
+  const int64_t per_block = (vocab + blocks - 1) / blocks;
+  return static_cast<int>((per_block + kChunk - 1) / kChunk * kChunk);
+}
+
+// The dynamic shared memory of a launch: the sort buffer, then the slice.
+int DynamicSharedBytes(int slice) { return kSortBytes + slice * static_cast<int>(sizeof(float)); }
 
 // The CPU's penalised logit (ApplyPenalties) of a token seen c >= 1 times:
 // in double and without contraction, l / r or l · r, minus presence +
@@ -66,196 +87,177 @@ __device__ float Penalise(float l, int c, const DeviceSamplingParams& p) {
   return __double2float_rn(v);
 }
 
-// Counts the window's ids in counts[] (the workspace row; only the entries
-// of window ids are touched). Returns false (for every thread) when the
-// window holds an id outside the vocabulary. Ends with a barrier.
-__device__ bool CountWindow(const int32_t* window,  // [window_len], int32 ids
-                            int window_len, int vocab,
-                            int32_t* counts,  // [vocab], int32 workspace
-                            Scratch& sh) {
-  if (threadIdx.x == 0) sh.flag = 0;
+// Raw logits of tokens i0..i0+3 (i0 % 4 == 0) from global memory; ids past
+// the vocabulary read as -inf.
+__device__ __forceinline__ void LoadRawQuad(const float* logits, int vocab, bool vec4, int i0, float (&raw)[4]) {
+  if (vec4 && i0 < vocab) {
+    const float4 v = __ldg(reinterpret_cast<const float4*>(logits + i0));
+    raw[0] = v.x;
+    raw[1] = v.y;
+    raw[2] = v.z;
+    raw[3] = v.w;
+  } else {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) raw[k] = i0 + k < vocab ? __ldg(logits + i0 + k) : -INFINITY;
+  }
+}
+
+// Per-thread statistics before the cluster's reduction.
+struct StatsAccumulator {
+  Stats s{-INFINITY, INFINITY, -INFINITY, INT32_MAX, 0};
+
+  __device__ void AddPenalised(float pen, int id) {
+    s.bad |= !(pen < INFINITY);
+    if (pen > s.max) {  // a thread sees its ids in increasing order: the first maximum stays
+      s.max = pen;
+      s.argmax = id;
+    }
+    if (pen > -INFINITY && pen < s.min) s.min = pen;
+  }
+  __device__ void AddRaw(float raw) {
+    s.bad |= !(raw < INFINITY);
+    s.raw_max = raw > s.raw_max ? raw : s.raw_max;
+  }
+};
+
+// The load pass: the slice into shared memory (published by the next
+// barrier), raw statistics, and the penalised ones unless penalties will
+// change the slice (with_penalised false). kUnroll chunks are loaded before
+// any is used.
+__device__ void LoadSlice(const float* logits,  // [vocab], fp32, global
+                          int vocab, bool vec4, const Slice& s, bool with_penalised, StatsAccumulator& a) {
+  const int lane = threadIdx.x & 31;
+  const int chunks = s.len / kChunk;
+  for (int c0 = threadIdx.x >> 5; c0 < chunks; c0 += kWarps * kUnroll) {
+    float raw[kUnroll][4];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = c0 + u * kWarps;
+      if (c < chunks) LoadRawQuad(logits, vocab, vec4, s.base + c * kChunk + lane * 4, raw[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = c0 + u * kWarps;
+      if (c < chunks) {
+        const int i = c * kChunk + lane * 4;
+        *reinterpret_cast<float4*>(s.cache + i) = make_float4(raw[u][0], raw[u][1], raw[u][2], raw[u][3]);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          a.AddRaw(raw[u][k]);
+          if (with_penalised) a.AddPenalised(raw[u][k], s.base + i + k);
+        }
+      }
+    }
+  }
+}
+
+// Penalties of the slice's ids: counts[t] (the workspace row) counts the
+// window's t, and the penalised logit replaces the raw one in the slice.
+// Every block reads the whole window; returns false (in every block) when it
+// holds an id outside the vocabulary. Ends with a barrier.
+__device__ bool PenaliseSlice(const Slice& s, int vocab, const int32_t* window,  // [window_len], int32 ids
+                              int window_len, const DeviceSamplingParams& p,
+                              int32_t* counts,  // [vocab], int32 workspace
+                              Shared& sm) {
+  if (threadIdx.x == 0) sm.result = 0;
   __syncthreads();
+  const int end = min(s.base + s.len, vocab);
   for (int j = threadIdx.x; j < window_len; j += kThreads) {
     const int32_t t = window[j];
     if (t < 0 || t >= vocab) {
-      sh.flag = 1;
-    } else {
+      sm.result = 1;
+    } else if (t >= s.base && t < end) {
       counts[t] = 0;
     }
   }
   __syncthreads();
-  const bool ok = sh.flag == 0;
+  const bool ok = sm.result == 0;
   if (ok) {
-    for (int j = threadIdx.x; j < window_len; j += kThreads) atomicAdd(&counts[window[j]], 1);
+    for (int j = threadIdx.x; j < window_len; j += kThreads) {
+      const int32_t t = window[j];
+      if (t >= s.base && t < end) atomicAdd(&counts[t], 1);
+    }
+  }
+  __syncthreads();
+  if (ok) {
+    // The first thread to take an id's count applies it.
+    for (int j = threadIdx.x; j < window_len; j += kThreads) {
+      const int32_t t = window[j];
+      if (t >= s.base && t < end) {
+        const int c = atomicExch(&counts[t], 0);
+        if (c > 0) s.cache[t - s.base] = Penalise(s.cache[t - s.base], c, p);
+      }
+    }
   }
   __syncthreads();
   return ok;
 }
 
-// Penalties of a row read from global memory: counts[t] ends up holding the
-// penalised logit of each window id t (as float bits), and mask marks them.
-__device__ bool PenaliseGlobal(const float* logits,  // [vocab], fp32
-                               int vocab, const int32_t* window, int window_len, const DeviceSamplingParams& p,
-                               int32_t* counts,  // [vocab], int32 workspace
-                               uint32_t* mask,   // shared [ceil(vocab / 32)]
-                               Scratch& sh) {
-  for (int w = threadIdx.x; w < (vocab + 31) / 32; w += kThreads) mask[w] = 0;
-  if (!CountWindow(window, window_len, vocab, counts, sh)) return false;
-  for (int j = threadIdx.x; j < window_len; j += kThreads) {
-    const int32_t t = window[j];
-    const uint32_t bit = 1u << (t & 31);
-    if (atomicOr(&mask[t >> 5], bit) & bit) continue;  // another thread owns this id
-    const int c = atomicAdd(&counts[t], 0);            // the count, from L2 where the atomics went
-    atomicExch(&counts[t], __float_as_int(Penalise(__ldg(logits + t), c, p)));
+__device__ __forceinline__ void Merge(Stats& a, const Stats& b) {
+  if (b.max > a.max || (b.max == a.max && b.argmax < a.argmax)) {
+    a.max = b.max;
+    a.argmax = b.argmax;
   }
-  __syncthreads();
-  return true;
+  a.min = b.min < a.min ? b.min : a.min;
+  a.raw_max = b.raw_max > a.raw_max ? b.raw_max : a.raw_max;
+  a.bad |= b.bad;
 }
 
-// Penalties of a cached row: the penalised logits replace the raw ones in
-// the cache. The first thread to take a count owns the id.
-__device__ bool PenaliseCache(float* cache,  // shared [vocab], fp32
-                              int vocab, const int32_t* window, int window_len, const DeviceSamplingParams& p,
-                              int32_t* counts,  // [vocab], int32 workspace
-                              Scratch& sh) {
-  if (!CountWindow(window, window_len, vocab, counts, sh)) return false;
-  for (int j = threadIdx.x; j < window_len; j += kThreads) {
-    const int32_t t = window[j];
-    const int c = atomicExch(&counts[t], 0);
-    if (c > 0) cache[t] = Penalise(cache[t], c, p);
-  }
-  __syncthreads();
-  return true;
-}
-
-struct RowStats {
-  float max;       // of the penalised logits
-  float min;       // smallest finite penalised logit
-  float raw_max;   // of the logits as given (logprobs)
-  int argmax;      // lowest id holding max
-  bool bad;        // a NaN or +inf logit
-  double exp_sum;  // sum of exp(raw - raw_max): LogprobsCalculator's normaliser
-};
-
-// Per-thread statistics before the block reduction.
-struct StatsAccumulator {
-  float best = -INFINITY, low = INFINITY, raw_max = -INFINITY;
-  int best_id = INT32_MAX;
-  bool bad = false;
-  float lse_max = -INFINITY;  // running max of the raw logits for the normaliser
-  double lse_sum = 0;         // sum of exp(raw - lse_max)
-
-  __device__ void AddPenalised(float pen, int id) {
-    bad |= !(pen < INFINITY);
-    if (pen > best) {  // a thread sees its ids in increasing order: the first maximum stays
-      best = pen;
-      best_id = id;
-    }
-    if (pen > -INFINITY && pen < low) low = pen;
-  }
-  __device__ void AddRaw(float raw, bool with_exp_sum) {
-    bad |= !(raw < INFINITY);
-    raw_max = raw > raw_max ? raw : raw_max;
-    if (with_exp_sum && raw > -INFINITY && raw < INFINITY) {
-      // Online: rescaled when the running max grows. The factor is a float
-      // (1e-7 relative, a few times per thread): the logprob moves by about
-      // 1e-7, where a double exp here would cost more than the whole pass.
-      if (raw > lse_max) {
-        lse_sum *= ExpNonPositive(__fsub_rn(lse_max, raw));
-        lse_max = raw;
-      }
-      lse_sum += ExpNonPositive(__fsub_rn(raw, lse_max));
-    }
-  }
-};
-
-__device__ __forceinline__ void MergeArgmax(float& value, int& id, float other_value, int other_id) {
-  if (other_value > value || (other_value == value && other_id < id)) {
-    value = other_value;
-    id = other_id;
-  }
-}
-
-// Reduces the accumulators of the block into `st` (every thread gets the
-// same); the normaliser only if with_exp_sum, raw stats only if with_raw,
-// penalised stats only if with_penalised.
-__device__ void ReduceStats(StatsAccumulator a, bool with_raw, bool with_penalised, bool with_exp_sum, RowStats& st,
-                            Scratch& sh) {
+// Merges a warp's statistics (every lane gets them).
+__device__ __forceinline__ Stats WarpMerge(Stats s) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) {
-    MergeArgmax(a.best, a.best_id, __shfl_xor_sync(kFullMask, a.best, offset),
-                __shfl_xor_sync(kFullMask, a.best_id, offset));
-    const float other_low = __shfl_xor_sync(kFullMask, a.low, offset);
-    a.low = other_low < a.low ? other_low : a.low;
-    const float other_raw = __shfl_xor_sync(kFullMask, a.raw_max, offset);
-    a.raw_max = other_raw > a.raw_max ? other_raw : a.raw_max;
+    const Stats other{__shfl_xor_sync(kFullMask, s.max, offset), __shfl_xor_sync(kFullMask, s.min, offset),
+                      __shfl_xor_sync(kFullMask, s.raw_max, offset), __shfl_xor_sync(kFullMask, s.argmax, offset),
+                      __shfl_xor_sync(kFullMask, s.bad, offset)};
+    Merge(s, other);
   }
-  const bool bad = __any_sync(kFullMask, a.bad);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) {
-    sh.f[warp][0] = a.best;
-    sh.f[warp][1] = a.low;
-    sh.f[warp][2] = a.raw_max;
-    sh.i[warp][0] = a.best_id;
-    sh.i[warp][1] = bad ? 1 : 0;
-  }
-  __syncthreads();
-  float best = sh.f[0][0], low = sh.f[0][1], raw_max = sh.f[0][2];
-  int best_id = sh.i[0][0];
-  bool any_bad = sh.i[0][1] != 0;
-  for (int w = 1; w < kWarps; ++w) {
-    MergeArgmax(best, best_id, sh.f[w][0], sh.i[w][0]);
-    low = sh.f[w][1] < low ? sh.f[w][1] : low;
-    raw_max = sh.f[w][2] > raw_max ? sh.f[w][2] : raw_max;
-    any_bad = any_bad || sh.i[w][1] != 0;
-  }
-  __syncthreads();
-  st.bad = st.bad || any_bad;
-  if (with_penalised) {
-    st.max = best;
-    st.min = low;
-    st.argmax = best_id;
-  }
-  if (with_raw) st.raw_max = raw_max;
-  if (with_exp_sum) {
-    const double part =
-        a.lse_max > -INFINITY ? a.lse_sum * exp(static_cast<double>(a.lse_max) - static_cast<double>(st.raw_max)) : 0.0;
-    st.exp_sum = BlockSum1(part, sh);
-  }
+  return s;
 }
 
-// The first pass, over the row in global memory: raw statistics and the
-// logprob normaliser; the penalised statistics too unless penalties will
-// change the cache afterwards (with_penalised false); copies the raw row
-// into `cache` when given (padded with -inf; published by the barriers).
-__device__ RowStats FirstPass(const RowSource& s, float* cache, bool with_penalised, bool with_exp_sum, Scratch& sh) {
-  StatsAccumulator a;
-  ForEachGlobalQuad(s, [&](int, int i0, const float(&raw)[4], const float(&pen)[4]) {
-    if (cache != nullptr) *reinterpret_cast<float4*>(cache + i0) = make_float4(raw[0], raw[1], raw[2], raw[3]);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      a.AddRaw(raw[k], with_exp_sum);
-      if (with_penalised) a.AddPenalised(pen[k], i0 + k);
-    }
-  });
-  RowStats st{-INFINITY, INFINITY, -INFINITY, INT32_MAX, false, 0.0};
-  ReduceStats(a, /*with_raw=*/true, with_penalised, with_exp_sum, st, sh);
-  return st;
+// The row's statistics from every thread's of the cluster: the same in every
+// block (max, min and argmax do not depend on the order of merging). One
+// cluster barrier.
+__device__ Stats ClusterStats(const StatsAccumulator& a, Shared& sm) {
+  const int lane = threadIdx.x & 31;
+  const Stats warp = WarpMerge(a.s);
+  if (lane == 0) sm.warp_stats[threadIdx.x >> 5] = warp;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    Stats block = sm.warp_stats[0];
+    for (int w = 1; w < kWarps; ++w) Merge(block, sm.warp_stats[w]);
+    sm.ex.stats = block;
+  }
+  ClusterSync();
+  if (threadIdx.x < 32) {
+    Stats s{-INFINITY, INFINITY, -INFINITY, INT32_MAX, 0};
+    if (lane < ClusterSize()) s = InBlock(&sm.ex, lane)->stats;
+    s = WarpMerge(s);
+    if (lane == 0) sm.stats = s;
+  }
+  __syncthreads();
+  return sm.stats;
 }
 
-// The penalised statistics of a cached row whose penalties were applied
-// after the first pass.
-__device__ void PenalisedStats(const RowSource& s, RowStats& st, Scratch& sh) {
-  StatsAccumulator a;
+// The slice's share of LogprobsCalculator's normaliser: the exact sum of
+// ExpNonPositive(raw - raw_max) (the CPU's float terms), from the raw logits
+// (in the slice unless penalties changed it). Written to the Exchange, for
+// the block that writes the token after the next cluster barrier.
+__device__ void NormaliserShare(const Slice& s, const float* logits,  // [vocab], fp32, global
+                                int vocab, bool vec4, bool from_global, float raw_max, Shared& sm) {
+  Tally sum{};
   ForEachQuad(s, [&](int, int i0, const float(&pen)[4]) {
+    float raw[4] = {pen[0], pen[1], pen[2], pen[3]};
+    if (from_global) LoadRawQuad(logits, vocab, vec4, i0, raw);
 #pragma unroll
-    for (int k = 0; k < 4; ++k) a.AddPenalised(pen[k], i0 + k);
+    for (int k = 0; k < 4; ++k) sum += ToTally(ExpNonPositive(__fsub_rn(raw[k], raw_max)));
   });
-  ReduceStats(a, /*with_raw=*/false, /*with_penalised=*/true, /*with_exp_sum=*/false, st, sh);
+  sum = BlockSum(sum, sm.sh);
+  if (threadIdx.x == 0) sm.ex.exp_sum = sum;
 }
 
 __global__ void __launch_bounds__(kThreads) SampleKernel(const float* __restrict__ logits,  // [n, vocab], fp32
-                                                         int vocab, bool vec4,
+                                                         int vocab, int slice_len, bool vec4,
                                                          const DeviceSamplingParams* __restrict__ params,  // [n]
                                                          const int32_t* __restrict__ history,  // [offsets[n]], int32
                                                          const int32_t* __restrict__ offsets,  // [n + 1], int32
@@ -264,15 +266,13 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(const float* __restrict
                                                          int32_t* __restrict__ workspace) {    // [n, vocab], int32
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   uint64_t* buf = reinterpret_cast<uint64_t*>(shared_bytes);  // [kSortCap]
-  // After the sort buffer: the row cache [CachedFloats(vocab)] or the penalty bitmask [ceil(vocab / 32)].
-  unsigned char* tail = shared_bytes + kSortBytes;
-  __shared__ Scratch sh;
+  __shared__ Shared sm;
 
-  const int64_t row = blockIdx.x;
+  const int me = ClusterRank();
+  const int64_t row = blockIdx.x / ClusterSize();
   const DeviceSamplingParams p = params[row];
-  RowSource s{logits + row * vocab, nullptr, nullptr, nullptr, vocab, vec4};
-  // Greedy reads the row once: nothing to cache.
-  float* cache = p.temperature != 0.0f && vocab <= kMaxCachedVocab ? reinterpret_cast<float*>(tail) : nullptr;
+  const float* row_logits = logits + row * vocab;
+  const Slice s{reinterpret_cast<float*>(shared_bytes + kSortBytes), me * slice_len, slice_len};
 
   int window_len = 0, window_end = 0;
   if (p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
@@ -280,37 +280,36 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(const float* __restrict
     window_len = min(max(window_end - offsets[row], 0), max(p.penalty_window, 0));
   }
   const int32_t* window = history + (window_end - window_len);
-  int32_t* counts = workspace + row * vocab;
 
-  bool valid = true;
-  if (window_len > 0 && cache == nullptr) {
-    uint32_t* mask = reinterpret_cast<uint32_t*>(tail);
-    valid = PenaliseGlobal(s.logits, vocab, window, window_len, p, counts, mask, sh);
-    s.penalised = reinterpret_cast<const float*>(counts);
-    s.pen_mask = mask;
-  }
-  RowStats st{};
-  if (valid) {
-    const bool penalise_cache = window_len > 0 && cache != nullptr;
-    st = FirstPass(s, cache, /*with_penalised=*/!penalise_cache, logprobs != nullptr, sh);
-    s.cache = cache;
-    if (penalise_cache) {
-      valid = PenaliseCache(cache, vocab, window, window_len, p, counts, sh);
-      if (valid) PenalisedStats(s, st, sh);
+  StatsAccumulator a;
+  LoadSlice(row_logits, vocab, vec4, s, /*with_penalised=*/window_len == 0, a);
+  bool window_ok = true;
+  if (window_len > 0) {
+    window_ok = PenaliseSlice(s, vocab, window, window_len, p, workspace + row * vocab, sm);
+    if (window_ok) {
+      ForEachQuad(s, [&](int, int i0, const float(&pen)[4]) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) a.AddPenalised(pen[k], i0 + k);
+      });
     }
   }
-  valid = valid && !st.bad && st.max > -INFINITY;
-  if (!valid) {
-    if (threadIdx.x == 0) {
+  const Stats st = ClusterStats(a, sm);
+  if (!window_ok || st.bad != 0 || !(st.max > -INFINITY)) {
+    if (me == 0 && threadIdx.x == 0) {
       tokens[row] = -1;
       if (logprobs != nullptr) logprobs[row] = NAN;
     }
+    ClusterSync();
     return;
   }
+  if (logprobs != nullptr) NormaliserShare(s, row_logits, vocab, vec4, window_len > 0, st.raw_max, sm);
 
-  int token;
+  int token = -1;
+  bool writer = false;  // this block writes the row's results
   if (p.temperature == 0.0f) {
+    if (logprobs != nullptr) ClusterSync();  // publishes the normaliser's shares
     token = st.argmax;
+    writer = me == 0;
   } else {
     const float inv_t = __fdiv_rn(1.0f, p.temperature);
     const double u = UniformForToken(p.seed, static_cast<uint64_t>(p.token_index));
@@ -322,74 +321,83 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(const float* __restrict
       const float w = weight(l);
       return w < min_p ? 0.0f : w;
     };
-    // RankCut's first buckets: by weight, e^-0.5 ... e^-11 of the top token.
-    const float weight_offsets[7] = {__fmul_rn(p.temperature, 0.5f), __fmul_rn(p.temperature, 1.0f),
-                                     __fmul_rn(p.temperature, 2.0f), __fmul_rn(p.temperature, 3.0f),
-                                     __fmul_rn(p.temperature, 4.5f), __fmul_rn(p.temperature, 7.0f),
-                                     __fmul_rn(p.temperature, 11.0f)};
+    // The first level of the weight cuts spans the logits within 88·T of the
+    // maximum (lighter ones weigh 0); the top-k count cut the whole range.
+    const float range = __fsub_rn(st.max, st.min);
+    const float weight_span = fminf(range, __fmul_rn(p.temperature, 88.0f));
+    auto rank_of = [](uint64_t rank) { return KeyLogit(RankKey(rank)); };
 
     if (p.top_k > 0 && p.top_k < vocab) {
-      // Top-k by count: first buckets at 1/64 ... 3/4 of the logit range
-      // below the maximum, where the few most likely tokens are.
-      const float span = __fsub_rn(st.max, st.min);
-      const float count_offsets[7] = {__fmul_rn(span, 0.015625f), __fmul_rn(span, 0.03125f), __fmul_rn(span, 0.0625f),
-                                      __fmul_rn(span, 0.125f),    __fmul_rn(span, 0.25f),    __fmul_rn(span, 0.5f),
-                                      __fmul_rn(span, 0.75f)};
-      auto finite = [](float l) { return l > -INFINITY ? 1.0f : 0.0f; };
-      const uint64_t top_k_rank = RankCut(s, st.max, st.min, kAllRanks, finite,
-                                          Target{true, static_cast<double>(p.top_k), false}, count_offsets, buf, sh);
-      if (p.top_k <= kSortCap) {
+      const bool sorted = p.top_k <= kSortCap;
+      const Cut top_k = RankCut<true>(s, st.max, st.min, range, kAllRanks, [](float) { return 1.0f; },
+                                      Target{true, static_cast<double>(p.top_k), false}, sorted, buf, sm);
+      if (sorted) {
         // CandidateSet: the k candidates most likely first, then top-p,
-        // min-p and the draw over them.
-        const int m = GatherRanks(
-            s, [&](int id, float pen) { return pen > -INFINITY && Rank(OrderedKey(pen), id) <= top_k_rank; }, buf, sh);
-        SortRanks(buf, m);
-        int kept = m;
-        if (p.top_p < 1.0f) {
-          const Crossing cut = FirstCrossing(
-              buf, m, [&](int, uint64_t rank) { return weight(KeyLogit(RankKey(rank))); }, 0.0,
-              Target{false, static_cast<double>(p.top_p), false}, sh);
-          kept = (cut.first >= 0 ? cut.first : m - 1) + 1;
+        // min-p and the draw over them, in block 0.
+        int m = top_k.prefix + 1;
+        if (top_k.prefix < 0) {
+          m = ClusterGatherToFirst(
+              s, [&](uint32_t key, int id, float pen) { return pen > -INFINITY && Rank(key, id) <= top_k.rank; }, buf,
+              sm);
+          if (me == 0) SortRanks(buf, m);
         }
-        const Crossing draw = FirstCrossing(
-            buf, kept, [&](int, uint64_t rank) { return kept_weight(KeyLogit(RankKey(rank))); }, 0.0,
-            Target{false, u, true}, sh);
-        token = RankId(buf[draw.first >= 0 ? draw.first : max(draw.last_positive, 0)]);
+        if (me == 0) {
+          int kept = m;
+          if (p.top_p < 1.0f) {
+            const Crossing cut =
+                FirstCrossing(buf, m, [&](uint64_t rank) { return weight(rank_of(rank)); }, Tally{},
+                              Target{false, static_cast<double>(p.top_p), false}, sm.sh);
+            kept = (cut.first >= 0 ? cut.first : m - 1) + 1;
+          }
+          const Crossing draw = FirstCrossing(buf, kept, [&](uint64_t rank) { return kept_weight(rank_of(rank)); },
+                                              Tally{}, Target{false, u, true}, sm.sh);
+          token = RankId(buf[draw.first >= 0 ? draw.first : max(draw.last_positive, 0)]);
+          writer = true;
+        }
       } else {
         // Too many candidates for shared memory: the same walk by RankCut.
-        uint64_t top_p_rank = top_k_rank;
+        uint64_t top_p_rank = top_k.rank;
         if (p.top_p < 1.0f) {
-          top_p_rank = RankCut(s, st.max, st.min, top_k_rank, weight,
-                               Target{false, static_cast<double>(p.top_p), false}, weight_offsets, buf, sh);
+          top_p_rank = RankCut<false>(s, st.max, st.min, weight_span, top_k.rank, weight,
+                                      Target{false, static_cast<double>(p.top_p), false}, false, buf, sm)
+                           .rank;
         }
         token = RankId(
-            RankCut(s, st.max, st.min, top_p_rank, kept_weight, Target{false, u, true}, weight_offsets, buf, sh));
+            RankCut<false>(s, st.max, st.min, weight_span, top_p_rank, kept_weight, Target{false, u, true}, false, buf, sm)
+                .rank);
+        writer = me == 0;
       }
     } else {
       // DenseDistribution: top-p's last kept rank, then the draw in id order.
       uint64_t top_p_rank = kAllRanks;
       if (p.top_p < 1.0f) {
-        top_p_rank = RankCut(s, st.max, st.min, kAllRanks, weight, Target{false, static_cast<double>(p.top_p), false},
-                             weight_offsets, buf, sh);
+        top_p_rank = RankCut<false>(s, st.max, st.min, weight_span, kAllRanks, weight,
+                                    Target{false, static_cast<double>(p.top_p), false}, false, buf, sm)
+                         .rank;
       }
-      token = IdOrderSelect(
+      const IdPick pick = IdOrderSelect(
           s,
-          [&](int id, float pen) -> double {
-            if (top_p_rank != kAllRanks && Rank(OrderedKey(pen), id) > top_p_rank) return 0.0;
+          [&](int id, float pen) {
+            if (top_p_rank != kAllRanks && Rank(OrderedKey(pen), id) > top_p_rank) return 0.0f;
             return kept_weight(pen);
           },
-          Target{false, u, true}, reinterpret_cast<double*>(buf), sh);
+          Target{false, u, true}, sm);
+      token = pick.id;
+      writer = pick.mine;
     }
   }
 
-  if (threadIdx.x == 0) {
+  if (writer && threadIdx.x == 0) {
     tokens[row] = token;
     if (logprobs != nullptr) {
       // LogprobsCalculator: log_z = max + log(sum) in double, then float(l - log_z).
-      const double log_z = __dadd_rn(static_cast<double>(st.raw_max), log(st.exp_sum));
-      logprobs[row] = __double2float_rn(__dsub_rn(static_cast<double>(__ldg(s.logits + token)), log_z));
+      Tally z{};
+      for (int b = 0; b < ClusterSize(); ++b) z += InBlock(&sm.ex, b)->exp_sum;
+      const double log_z = __dadd_rn(static_cast<double>(st.raw_max), log(ToDouble(z)));
+      logprobs[row] = __double2float_rn(__dsub_rn(static_cast<double>(__ldg(row_logits + token)), log_z));
     }
   }
+  ClusterSync();  // no block leaves while another may read its shared memory
 }
 
 }  // namespace
@@ -413,24 +421,46 @@ absl::Status LaunchSample(const float* logits, int64_t n, int64_t vocab, const D
     return absl::InvalidArgumentError(
         absl::StrCat("LaunchSample: workspace of ", workspace_bytes, " bytes, need ", SampleWorkspaceBytes(n, vocab)));
   }
-  const int shared_bytes = sampling_detail::DynamicSharedBytes(vocab);
-  // Beyond 48 KiB of shared memory a kernel must opt in, once per device.
-  if (shared_bytes > 48 * 1024) {
-    constexpr int kMaxDevices = 64;
-    static std::atomic<int> opted_in[kMaxDevices] = {};
-    int device = 0;
-    CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-    if (device < 0 || device >= kMaxDevices || opted_in[device].load(std::memory_order_relaxed) < shared_bytes) {
-      CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(sampling_detail::SampleKernel,
-                                                cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
-      if (device >= 0 && device < kMaxDevices) opted_in[device].store(shared_bytes, std::memory_order_relaxed);
-    }
+  // Per device, once: the SM count, and the opt-in to the dynamic shared memory
+  // (static and dynamic together beyond 48 KiB need it).
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> sm_counts[kMaxDevices] = {};
+  static std::atomic<int> opted_in[kMaxDevices] = {};
+  int device = 0;
+  CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  const bool cached = device >= 0 && device < kMaxDevices;
+  int sms = cached ? sm_counts[device].load(std::memory_order_relaxed) : 0;
+  if (sms == 0) {
+    CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    if (cached) sm_counts[device].store(sms, std::memory_order_relaxed);
   }
+  const int blocks = sampling_detail::ClusterBlocks(n, vocab, sms);
+  if (n * blocks > INT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat("LaunchSample: ", n, " rows of ", blocks, " blocks"));
+  }
+  const int slice = sampling_detail::SliceLength(vocab, blocks);
+  const int shared_bytes = sampling_detail::DynamicSharedBytes(slice);
+  if (!cached || opted_in[device].load(std::memory_order_relaxed) < shared_bytes) {
+    CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(sampling_detail::SampleKernel,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
+    if (cached) opted_in[device].store(shared_bytes, std::memory_order_relaxed);
+  }
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = static_cast<unsigned>(blocks);
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(n * blocks));
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = static_cast<size_t>(shared_bytes);
+  config.stream = stream;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
   const bool vec4 = vocab % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0;
-  sampling_detail::SampleKernel<<<static_cast<unsigned>(n), kThreads, shared_bytes, stream>>>(
-      logits, static_cast<int>(vocab), vec4, params, history, history_offsets, tokens, chosen_logprobs,
-      static_cast<int32_t*>(workspace));
-  CUDA_RETURN_IF_LAUNCH_ERROR();
+  CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&config, sampling_detail::SampleKernel, logits, static_cast<int>(vocab), slice,
+                                          vec4, params, history, history_offsets, tokens, chosen_logprobs,
+                                          static_cast<int32_t*>(workspace)));
   return absl::OkStatus();
 }
 

@@ -8,9 +8,11 @@
 // u = UniformForToken(seed, token_index). The inverse CDF walks the kept
 // tokens in the CPU's order (token id order without top-k, most likely first
 // with top-k), and every float step of the CPU (the penalised logit, the
-// weight exp((l - max) / T), the min-p test) is reproduced bit for bit, so the
-// GPU picks the CPU's token unless u falls within double rounding of a CDF
-// boundary (the sums are accumulated in float64 in another order).
+// weight exp((l - max) / T), the min-p test) is reproduced bit for bit. The
+// GPU sums those float weights exactly (fixed point, 2^-88 per weight) where
+// the CPU rounds float64 sums, so it picks the CPU's token unless u falls
+// within the CPU's float64 rounding of a CDF boundary; and its results do not
+// depend on the batch the row is sampled in.
 //
 // Host code only here; the kernel is in sampling.cu.
 #ifndef SUPRA_ENGINE_CUDA_SAMPLING_H_
@@ -60,8 +62,8 @@ bool PenaltiesActive(const SamplingParams& params);
 // where the penalties are active, like ApplyPenalties). Needs no GPU.
 absl::Status ValidateSampleSpecs(absl::Span<const SampleSpec> specs, int64_t vocab);
 
-// Bytes of the `workspace` LaunchSample needs for n rows (penalty counts and
-// penalised logits: [n, vocab] int32).
+// Bytes of the `workspace` LaunchSample needs for n rows (the penalty counts:
+// [n, vocab] int32).
 size_t SampleWorkspaceBytes(int64_t n, int64_t vocab);
 
 // Samples one token per row. Row r's penalty window is

@@ -1,45 +1,114 @@
-// Device building blocks of the sampling kernel (sampling.cu): the row
-// source with its penalty overrides, the CPU's float arithmetic reproduced
-// bit for bit, and block-wide reductions, scans and a shared-memory sort.
+// Device building blocks of the sampling kernel (sampling.cu): exact sums of
+// weights, the CPU's float arithmetic reproduced bit for bit, one block's
+// slice of the row, block-wide reductions, scans and a shared-memory sort, and
+// the cluster's barrier and shared-memory access.
 // Every function here is called by all threads of a block of kThreads
 // threads, with block-uniform arguments, unless it says otherwise.
 #ifndef SUPRA_ENGINE_CUDA_SAMPLING_BLOCK_CUH_
 #define SUPRA_ENGINE_CUDA_SAMPLING_BLOCK_CUH_
 
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 namespace supra::cuda::sampling_detail {
 
-constexpr int kThreads = 512;  // one block per row
+constexpr int kThreads = 512;  // per block; a cluster of blocks per row
 constexpr int kWarps = kThreads / 32;
 constexpr int kChunk = 128;                     // tokens per warp step: 4 per lane
+constexpr int kMaxCluster = 8;                  // blocks per row (the portable cluster size)
+constexpr int kMaxSlice = 32768;                // tokens one block holds (kMaxSampleVocab / kMaxCluster)
+constexpr int kMaxChunks = kMaxSlice / kChunk;  // chunks of a slice
 constexpr int kSortCap = 4096;                  // candidates sorted in shared memory at once (a power of two)
 constexpr int kMaxItems = kSortCap / kThreads;  // sorted candidates per thread in the scans
-constexpr int kUnroll = 4;                      // chunks a warp loads before using any (memory parallelism)
-constexpr int kMaxReduce = 10;                  // values one BlockSum reduces at once
+constexpr int kBins = 256;                      // RankCut's histogram
+constexpr int kUnroll = 4;                      // chunks a warp loads from global memory before using any
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr uint64_t kAllRanks = ~uint64_t{0};  // a rank limit that admits every token
+static_assert(kMaxChunks <= kThreads && kBins <= kThreads, "one thread per chunk and per bin");
 
-// Block-shared scratch of the helpers; reused by every call, which is why
-// each helper ends with a barrier after its last read.
-struct Scratch {
-  double d[kWarps][kMaxReduce];
-  int i[kWarps][kMaxReduce];
-  double d_total[kMaxReduce];
-  int i_total[kMaxReduce];
-  float f[kWarps][4];
-  double scan[kWarps];
-  double scan_exclusive[kWarps];
-  double scan_total;
-  double before;
-  int count;
-  int min_index;
-  int max_index;
-  int result;
-  int flag;
+// ---- exact sums -------------------------------------------------------------
+
+// A sum of weights, exact, and how many positive weights it holds. A weight
+// w in [0, 2) (a float) counts as floor(w · 2^88) units of 2^-88, split at
+// 2^-44 into `whole` = floor(w · 2^44) and the next 44 bits `part`; the
+// halves of up to 2^18 weights add without overflow (each stays below 2^63).
+// So a sum is one integer whatever the order of the additions: no rounding,
+// and the same however the row is split among blocks. Truncation loses less
+// than 2^-88 per weight, 2^-70 per row, where the CPU's float64 sums round
+// at 2^-53 of the total (at least 1, the top token's weight) per addition.
+struct Tally {
+  unsigned long long whole;  // units of 2^-44
+  unsigned long long part;   // units of 2^-88; may exceed 2^44 until Normalised
+  unsigned long long count;  // positive weights added
 };
+
+constexpr int kPartBits = 44;
+constexpr unsigned long long kPartMask = (1ull << kPartBits) - 1;
+
+__device__ __forceinline__ Tally operator+(const Tally& a, const Tally& b) {
+  return {a.whole + b.whole, a.part + b.part, a.count + b.count};
+}
+__device__ __forceinline__ Tally& operator+=(Tally& a, const Tally& b) { return a = a + b; }
+// n times a weight's tally (n <= 2^18).
+__device__ __forceinline__ Tally Times(const Tally& a, unsigned long long n) {
+  return {a.whole * n, a.part * n, a.count * n};
+}
+
+__device__ __forceinline__ Tally ToTally(float w) {
+  constexpr float kScale = 17592186044416.0f;  // 2^44: products are exact
+  const float scaled = __fmul_rn(w, kScale);
+  const unsigned long long whole = __float2ull_rz(scaled);
+  // trunc(scaled) has at most 24 significant bits: the conversion back and the
+  // difference (the fraction's bits) are exact.
+  const float fraction = __fsub_rn(scaled, __ull2float_rz(whole));
+  return {whole, __float2ull_rz(__fmul_rn(fraction, kScale)), w > 0.0f ? 1ull : 0ull};
+}
+
+__device__ __forceinline__ Tally Normalised(const Tally& a) {
+  return {a.whole + (a.part >> kPartBits), a.part & kPartMask, a.count};
+}
+
+__device__ __forceinline__ double ToDouble(const Tally& a) {
+  const Tally n = Normalised(a);
+  return __dadd_rn(__dmul_rn(__ull2double_rn(n.whole), 0x1p-44), __dmul_rn(__ull2double_rn(n.part), 0x1p-88));
+}
+
+// The target of a cut: `value` itself (fixed), or value × the total weight.
+// strict: the first token whose cumulative weight exceeds the target (the
+// draw); else the first whose cumulative weight reaches it (top-p, top-k).
+struct Target {
+  bool fixed;
+  double value;
+  bool strict;
+};
+
+// A target on the 2^-88 grid of the tallies: floor(value) there, and whether
+// that is the value itself, which decides every comparison with a tally exactly.
+struct Goal {
+  unsigned long long whole, part;  // normalised
+  bool exact;
+  bool strict;
+};
+
+__device__ __forceinline__ Goal MakeGoal(double value, bool strict) {
+  const double v = value > 0 ? fmin(value, 0x1p19) : 0.0;  // sums never exceed 2^18
+  const double scaled = __dmul_rn(v, 0x1p44);                // exact, < 2^63
+  const unsigned long long whole = __double2ull_rz(scaled);
+  const double rest = __dmul_rn(__dsub_rn(scaled, __ull2double_rz(whole)), 0x1p44);  // exact
+  const unsigned long long part = __double2ull_rz(rest);
+  return {whole, part, rest == __ull2double_rz(part), strict};
+}
+
+// Whether a cumulative weight reaches the goal: value < cumulative (strict)
+// or value <= cumulative.
+__device__ __forceinline__ bool Reached(const Tally& cumulative, const Goal& g) {
+  const Tally c = Normalised(cumulative);
+  if (c.whole != g.whole) return c.whole > g.whole;
+  if (c.part != g.part) return c.part > g.part;
+  return !g.strict && g.exact;
+}
 
 // ---- the CPU's float arithmetic ------------------------------------------
 
@@ -86,168 +155,139 @@ __device__ __forceinline__ uint64_t Rank(uint32_t key, int id) {
 __device__ __forceinline__ uint32_t RankKey(uint64_t rank) { return ~static_cast<uint32_t>(rank >> 32); }
 __device__ __forceinline__ int RankId(uint64_t rank) { return static_cast<int>(static_cast<uint32_t>(rank)); }
 
-// ---- the row ----------------------------------------------------------------
+// ---- the cluster -------------------------------------------------------------
 
-// One row of logits, and where its penalised logits are read from: a copy
-// in shared memory (penalties applied, padded with -inf to whole chunks), or
-// else the logits in global memory with the penalised ones patched in from
-// the workspace where pen_mask is set.
-struct RowSource {
-  const float* logits;       // [vocab], fp32, global, as the model produced them
-  const float* cache;        // shared [chunks · kChunk], fp32 penalised logits, or nullptr
-  const float* penalised;    // [vocab], fp32 workspace: the penalised logit where pen_mask is set
-  const uint32_t* pen_mask;  // shared [ceil(vocab / 32)] bitmask of penalised ids, or nullptr
-  int vocab;
-  bool vec4;  // logits 16-byte aligned and vocab % 4 == 0
+// Barrier of every thread of the cluster; shared-memory writes before it are
+// visible to every block after it (release / acquire).
+__device__ __forceinline__ void ClusterSync() { cooperative_groups::this_cluster().sync(); }
+__device__ __forceinline__ int ClusterRank() { return static_cast<int>(cooperative_groups::this_cluster().block_rank()); }
+__device__ __forceinline__ int ClusterSize() { return static_cast<int>(cooperative_groups::this_cluster().num_blocks()); }
+// The same shared variable in block `rank` of the cluster.
+template <typename T>
+__device__ __forceinline__ T* InBlock(T* p, int rank) {
+  return cooperative_groups::this_cluster().map_shared_rank(p, static_cast<unsigned>(rank));
+}
+
+// ---- the slice -----------------------------------------------------------------
+
+// The tokens a block holds: ids [base, base + len) of the row, penalised, in
+// shared memory; ids past the vocabulary read as -inf, which every pass treats
+// as "never a candidate".
+struct Slice {
+  float* cache;  // shared [len], fp32
+  int base;      // id of cache[0]
+  int len;       // a multiple of kChunk, <= kMaxSlice
 };
 
-// Raw logits of tokens i0..i0+3 (i0 % 4 == 0) from global memory; ids past
-// the vocabulary read as -inf, which every pass treats as "never a candidate".
-__device__ __forceinline__ void LoadRawQuad(const RowSource& s, int i0, float (&raw)[4]) {
-  if (s.vec4 && i0 < s.vocab) {
-    const float4 v = __ldg(reinterpret_cast<const float4*>(s.logits + i0));
-    raw[0] = v.x;
-    raw[1] = v.y;
-    raw[2] = v.z;
-    raw[3] = v.w;
-  } else {
-#pragma unroll
-    for (int k = 0; k < 4; ++k) raw[k] = i0 + k < s.vocab ? __ldg(s.logits + i0 + k) : -INFINITY;
-  }
-}
-
-// The penalised logits of a global row: raw patched where pen_mask is set.
-__device__ __forceinline__ void PatchPenalised(const RowSource& s, int i0, const float (&raw)[4], float (&pen)[4]) {
-#pragma unroll
-  for (int k = 0; k < 4; ++k) pen[k] = raw[k];
-  if (s.pen_mask != nullptr && i0 < s.vocab) {
-    // i0 % 4 == 0, so the four bits share one word.
-    const uint32_t bits = (s.pen_mask[i0 >> 5] >> (i0 & 31)) & 0xfu;
-    if (bits != 0) {
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        if ((bits >> k) & 1u) pen[k] = __ldcg(s.penalised + i0 + k);  // written by this block: read from L2
-      }
-    }
-  }
-}
-
-// f(chunk, i0, raw, pen) over the global row: every chunk of kChunk tokens,
-// one chunk per warp at a time, lane l taking tokens i0 = chunk·kChunk + 4l
-// ... + 3; kUnroll chunks are loaded before any is used. A thread sees its
-// tokens in increasing id order. Warp-uniform control flow: f may use warp
+// f(chunk, i0, pen) over the slice: chunk c of kChunk tokens is taken by warp
+// c % kWarps, lane l holding ids i0 = base + c·kChunk + 4l ... + 3. A thread
+// sees its ids in increasing order. Warp-uniform control flow: f may use warp
 // collectives.
 template <typename F>
-__device__ __forceinline__ void ForEachGlobalQuad(const RowSource& s, F&& f) {
+__device__ __forceinline__ void ForEachQuad(const Slice& s, F&& f) {
   const int lane = threadIdx.x & 31;
-  const int chunks = (s.vocab + kChunk - 1) / kChunk;
-  for (int c0 = threadIdx.x >> 5; c0 < chunks; c0 += kWarps * kUnroll) {
-    float raw[kUnroll][4];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int c = c0 + u * kWarps;
-      if (c < chunks) LoadRawQuad(s, c * kChunk + lane * 4, raw[u]);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int c = c0 + u * kWarps;
-      if (c < chunks) {
-        float pen[4];
-        PatchPenalised(s, c * kChunk + lane * 4, raw[u], pen);
-        f(c, c * kChunk + lane * 4, raw[u], pen);
-      }
-    }
-  }
-}
-
-// The penalised logits of tokens i0..i0+3, from the cache or the global row.
-__device__ __forceinline__ void LoadPenalised(const RowSource& s, int i0, float (&pen)[4]) {
-  if (s.cache != nullptr) {
-    const float4 v = *reinterpret_cast<const float4*>(s.cache + i0);
-    pen[0] = v.x;
-    pen[1] = v.y;
-    pen[2] = v.z;
-    pen[3] = v.w;
-  } else {
-    float raw[4];
-    LoadRawQuad(s, i0, raw);
-    PatchPenalised(s, i0, raw, pen);
-  }
-}
-
-// f(chunk, i0, pen) over the penalised row, in the order of ForEachGlobalQuad.
-template <typename F>
-__device__ __forceinline__ void ForEachQuad(const RowSource& s, F&& f) {
-  if (s.cache == nullptr) {
-    ForEachGlobalQuad(s, [&](int c, int i0, const float(&)[4], const float(&pen)[4]) { f(c, i0, pen); });
-    return;
-  }
-  const int lane = threadIdx.x & 31;
-  const int chunks = (s.vocab + kChunk - 1) / kChunk;
-  for (int c0 = threadIdx.x >> 5; c0 < chunks; c0 += kWarps * kUnroll) {
-    float pen[kUnroll][4];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int c = c0 + u * kWarps;
-      if (c < chunks) LoadPenalised(s, c * kChunk + lane * 4, pen[u]);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int c = c0 + u * kWarps;
-      if (c < chunks) f(c, c * kChunk + lane * 4, pen[u]);
-    }
+  for (int c = threadIdx.x >> 5; c < s.len / kChunk; c += kWarps) {
+    const int i = c * kChunk + lane * 4;
+    const float4 v = *reinterpret_cast<const float4*>(s.cache + i);
+    const float pen[4] = {v.x, v.y, v.z, v.w};
+    f(c, s.base + i, pen);
   }
 }
 
 // ---- warp and block collectives ----------------------------------------------
 
-__device__ __forceinline__ double WarpSum(double v) {
+// Block-shared scratch of the collectives; reused by every call, which is why
+// each ends with a barrier after its last read.
+struct Scratch {
+  Tally t[kWarps];
+  int i[kWarps][kMaxCluster];
+  int i_total[kMaxCluster];
+  int min_index;
+  int max_index;
+};
+
+__device__ __forceinline__ Tally ShuffleXor(const Tally& a, int offset) {
+  return {__shfl_xor_sync(kFullMask, a.whole, offset), __shfl_xor_sync(kFullMask, a.part, offset),
+          __shfl_xor_sync(kFullMask, a.count, offset)};
+}
+__device__ __forceinline__ Tally ShuffleUp(const Tally& a, int offset) {
+  return {__shfl_up_sync(kFullMask, a.whole, offset), __shfl_up_sync(kFullMask, a.part, offset),
+          __shfl_up_sync(kFullMask, a.count, offset)};
+}
+__device__ __forceinline__ Tally Shuffle(const Tally& a, int lane) {
+  return {__shfl_sync(kFullMask, a.whole, lane), __shfl_sync(kFullMask, a.part, lane),
+          __shfl_sync(kFullMask, a.count, lane)};
+}
+
+// The warp's sum, in every lane (a warp collective).
+__device__ __forceinline__ Tally WarpSum(Tally v) {
 #pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullMask, v, offset);
+  for (int offset = 16; offset > 0; offset >>= 1) v += ShuffleXor(v, offset);
   return v;
 }
 
-// Sums each of d[0..N) and i[0..M) over the block; every thread gets the
-// same results (the warps' partial sums are added in warp order).
-template <int N, int M>
-__device__ __forceinline__ void BlockSum(double (&d)[N], int (&i)[M], Scratch& sh) {
-  static_assert(N <= kMaxReduce && M <= kMaxReduce, "BlockSum: too many values");
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+// The warp's inclusive prefix sum in lane order (a warp collective).
+__device__ __forceinline__ Tally WarpInclusiveScan(Tally v) {
+  const int lane = threadIdx.x & 31;
 #pragma unroll
-  for (int j = 0; j < N; ++j) d[j] = WarpSum(d[j]);
-#pragma unroll
-  for (int j = 0; j < M; ++j) i[j] = __reduce_add_sync(kFullMask, i[j]);
-  if (lane == 0) {
-#pragma unroll
-    for (int j = 0; j < N; ++j) sh.d[warp][j] = d[j];
-#pragma unroll
-    for (int j = 0; j < M; ++j) sh.i[warp][j] = i[j];
+  for (int offset = 1; offset < 32; offset <<= 1) {
+    const Tally y = ShuffleUp(v, offset);
+    if (lane >= offset) v += y;
   }
-  __syncthreads();
-  // One thread per value adds the warps' partial sums in warp order.
-  const int t = threadIdx.x;
-  if (t < N) {
-    double sum = 0;
-    for (int w = 0; w < kWarps; ++w) sum += sh.d[w][t];
-    sh.d_total[t] = sum;
-  } else if (t >= 32 && t < 32 + M) {
-    int sum = 0;
-    for (int w = 0; w < kWarps; ++w) sum += sh.i[w][t - 32];
-    sh.i_total[t - 32] = sum;
-  }
-  __syncthreads();
-#pragma unroll
-  for (int j = 0; j < N; ++j) d[j] = sh.d_total[j];
-#pragma unroll
-  for (int j = 0; j < M; ++j) i[j] = sh.i_total[j];
-  __syncthreads();
+  return v;
 }
 
-__device__ __forceinline__ double BlockSum1(double v, Scratch& sh) {
-  double d[1] = {v};
-  int none[1] = {0};
-  BlockSum(d, none, sh);
-  return d[0];
+// The block's sum; every thread gets it.
+__device__ __forceinline__ Tally BlockSum(Tally v, Scratch& sh) {
+  v = WarpSum(v);
+  if ((threadIdx.x & 31) == 0) sh.t[threadIdx.x >> 5] = v;
+  __syncthreads();
+  Tally total{};
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) total += sh.t[w];
+  __syncthreads();
+  return total;
+}
+
+// Exclusive prefix sum of v over the threads in thread order; *total gets
+// the block's sum.
+__device__ __forceinline__ Tally BlockExclusiveScan(Tally v, Tally* total, Scratch& sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const Tally inclusive = WarpInclusiveScan(v);
+  Tally exclusive = ShuffleUp(inclusive, 1);
+  if (lane == 0) exclusive = Tally{};
+  if (lane == 31) sh.t[warp] = inclusive;
+  __syncthreads();
+  Tally before{}, all{};
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) {
+    if (w < warp) before += sh.t[w];
+    all += sh.t[w];
+  }
+  *total = all;
+  __syncthreads();
+  return before + exclusive;
+}
+
+// Sums each of v[0..kMaxCluster) over the block; every thread gets the sums.
+__device__ __forceinline__ void BlockSumInts(int (&v)[kMaxCluster], Scratch& sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int j = 0; j < kMaxCluster; ++j) v[j] = __reduce_add_sync(kFullMask, v[j]);
+  if (lane == 0) {
+#pragma unroll
+    for (int j = 0; j < kMaxCluster; ++j) sh.i[warp][j] = v[j];
+  }
+  __syncthreads();
+  if (threadIdx.x < kMaxCluster) {
+    int sum = 0;
+    for (int w = 0; w < kWarps; ++w) sum += sh.i[w][threadIdx.x];
+    sh.i_total[threadIdx.x] = sum;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < kMaxCluster; ++j) v[j] = sh.i_total[j];
+  __syncthreads();
 }
 
 // The block's largest int (min == false) or smallest (min == true).
@@ -268,70 +308,7 @@ __device__ __forceinline__ int BlockExtreme(int v, bool min, Scratch& sh) {
   return r;
 }
 
-// Exclusive prefix sum of v over the threads in thread order; *total gets
-// the block's sum.
-__device__ __forceinline__ double BlockExclusiveScan(double v, double* total, Scratch& sh) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  double inclusive = v;
-#pragma unroll
-  for (int offset = 1; offset < 32; offset <<= 1) {
-    const double y = __shfl_up_sync(kFullMask, inclusive, offset);
-    if (lane >= offset) inclusive += y;
-  }
-  double exclusive = __shfl_up_sync(kFullMask, inclusive, 1);
-  if (lane == 0) exclusive = 0;
-  if (lane == 31) sh.scan[warp] = inclusive;
-  __syncthreads();
-  if (warp == 0) {
-    const double x = lane < kWarps ? sh.scan[lane] : 0.0;
-    double xi = x;
-#pragma unroll
-    for (int offset = 1; offset < 32; offset <<= 1) {
-      const double y = __shfl_up_sync(kFullMask, xi, offset);
-      if (lane >= offset) xi += y;
-    }
-    double xe = __shfl_up_sync(kFullMask, xi, 1);
-    if (lane == 0) xe = 0;
-    if (lane < kWarps) sh.scan_exclusive[lane] = xe;
-    if (lane == kWarps - 1) sh.scan_total = xi;
-  }
-  __syncthreads();
-  const double result = sh.scan_exclusive[warp] + exclusive;
-  *total = sh.scan_total;
-  __syncthreads();
-  return result;
-}
-
 // ---- candidates in shared memory ---------------------------------------------
-
-// Collects the ranks of the tokens for which member(i, pen) holds into
-// buf[0..count) in no particular order; returns count (at most kSortCap: the
-// callers count the members first).
-template <typename Member>
-__device__ __forceinline__ int GatherRanks(const RowSource& s, Member member, uint64_t* buf, Scratch& sh) {
-  if (threadIdx.x == 0) sh.count = 0;
-  __syncthreads();
-  const int lane = threadIdx.x & 31;
-  ForEachQuad(s, [&](int, int i0, const float(&pen)[4]) {
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const bool is = member(i0 + k, pen[k]);
-      const unsigned mask = __ballot_sync(kFullMask, is);
-      if (mask == 0) continue;
-      int base = 0;
-      if (lane == 0) base = atomicAdd(&sh.count, __popc(mask));
-      base = __shfl_sync(kFullMask, base, 0);
-      if (is) {
-        const int pos = base + __popc(mask & ((1u << lane) - 1u));
-        if (pos < kSortCap) buf[pos] = Rank(OrderedKey(pen[k]), i0 + k);
-      }
-    }
-  });
-  __syncthreads();
-  const int count = min(sh.count, kSortCap);
-  __syncthreads();
-  return count;
-}
 
 // Sorts buf[0..m) ascending (m <= kSortCap) with a bitonic network over the
 // next power of two, padded with the largest rank.
@@ -356,51 +333,37 @@ __device__ __forceinline__ void SortRanks(uint64_t* buf, int m) {
   }
 }
 
-// The target of a cut: `value` itself (fixed), or value × the total weight.
-// strict: the first token whose cumulative weight exceeds the target (the
-// draw); else the first whose cumulative weight reaches it (top-p, top-k).
-struct Target {
-  bool fixed;
-  double value;
-  bool strict;
-};
-
-__device__ __forceinline__ bool Reached(double cumulative, double target, bool strict) {
-  return strict ? target < cumulative : cumulative >= target;
-}
-
 struct Crossing {
   int first;          // first j whose cumulative weight reaches the target, -1 if none
   int last_positive;  // last j with a positive weight, -1 if none
 };
 
-// Walks buf[0..m) in order with weights weight(j, rank) starting from
-// `base`: the CPU's sequential cumulative sum, here a block scan.
+// Walks buf[0..m) in order with weights weight(rank) (floats) on top of
+// `base`: the CPU's sequential cumulative sum, here an exact block scan.
 template <typename Weight>
-__device__ __forceinline__ Crossing FirstCrossing(const uint64_t* buf, int m, Weight weight, double base, Target target,
-                                                  Scratch& sh) {
+__device__ Crossing FirstCrossing(const uint64_t* buf, int m, Weight weight, Tally base, Target target, Scratch& sh) {
   const int per = (m + kThreads - 1) / kThreads;  // <= kMaxItems
   const int begin = static_cast<int>(threadIdx.x) * per;
-  double w[kMaxItems];
-  double local = 0;
+  float w[kMaxItems];
+  Tally local{};
 #pragma unroll
   for (int q = 0; q < kMaxItems; ++q) {
     const int j = begin + q;
-    w[q] = (q < per && j < m) ? static_cast<double>(weight(j, buf[j])) : 0.0;
-    local += w[q];
+    w[q] = (q < per && j < m) ? weight(buf[j]) : 0.0f;
+    local += ToTally(w[q]);
   }
-  double total;
-  const double exclusive = BlockExclusiveScan(local, &total, sh);
-  const double goal = target.fixed ? target.value : target.value * total;
+  Tally total;
+  const Tally exclusive = BlockExclusiveScan(local, &total, sh);
+  const Goal goal = MakeGoal(target.fixed ? target.value : target.value * ToDouble(total), target.strict);
   int first = INT32_MAX, last_positive = -1;
-  double cumulative = base + exclusive;
+  Tally cumulative = base + exclusive;
 #pragma unroll
   for (int q = 0; q < kMaxItems; ++q) {
     const int j = begin + q;
-    if (q < per && j < m) {
-      cumulative += w[q];
-      if (first == INT32_MAX && w[q] > 0 && Reached(cumulative, goal, target.strict)) first = j;
-      if (w[q] > 0) last_positive = j;
+    if (w[q] > 0.0f) {  // zero past m
+      cumulative += ToTally(w[q]);
+      if (first == INT32_MAX && Reached(cumulative, goal)) first = j;
+      last_positive = j;
     }
   }
   first = BlockExtreme(first, /*min=*/true, sh);
