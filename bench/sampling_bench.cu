@@ -147,8 +147,8 @@ int main(int argc, char** argv) {
       p.seed = 1000 + r;
       p.token_index = r;
     }
-    CHECK_CUDA(cudaMemcpyAsync(params, host_params.data(), kMaxBatch * sizeof(host_params[0]),
-                               cudaMemcpyHostToDevice, stream));
+    CHECK_CUDA(cudaMemcpyAsync(params, host_params.data(), kMaxBatch * sizeof(host_params[0]), cudaMemcpyHostToDevice,
+                               stream));
     for (const int batch : kBatches) {
       auto launch = [&] { Launch(logits, batch, params, history, offsets, tokens, logprobs, workspace, stream); };
       for (int i = 0; i < kWarmup; ++i) launch();

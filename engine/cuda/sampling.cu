@@ -329,8 +329,9 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(const float* __restrict
 
     if (p.top_k > 0 && p.top_k < vocab) {
       const bool sorted = p.top_k <= kSortCap;
-      const Cut top_k = RankCut<true>(s, st.max, st.min, range, kAllRanks, [](float) { return 1.0f; },
-                                      Target{true, static_cast<double>(p.top_k), false}, sorted, buf, sm);
+      const Cut top_k = RankCut<true>(
+          s, st.max, st.min, range, kAllRanks, [](float) { return 1.0f; },
+          Target{true, static_cast<double>(p.top_k), false}, sorted, buf, sm);
       if (sorted) {
         // CandidateSet: the k candidates most likely first, then top-p,
         // min-p and the draw over them, in block 0.
@@ -344,13 +345,14 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(const float* __restrict
         if (me == 0) {
           int kept = m;
           if (p.top_p < 1.0f) {
-            const Crossing cut =
-                FirstCrossing(buf, m, [&](uint64_t rank) { return weight(rank_of(rank)); }, Tally{},
-                              Target{false, static_cast<double>(p.top_p), false}, sm.sh);
+            const Crossing cut = FirstCrossing(
+                buf, m, [&](uint64_t rank) { return weight(rank_of(rank)); }, Tally{},
+                Target{false, static_cast<double>(p.top_p), false}, sm.sh);
             kept = (cut.first >= 0 ? cut.first : m - 1) + 1;
           }
-          const Crossing draw = FirstCrossing(buf, kept, [&](uint64_t rank) { return kept_weight(rank_of(rank)); },
-                                              Tally{}, Target{false, u, true}, sm.sh);
+          const Crossing draw = FirstCrossing(
+              buf, kept, [&](uint64_t rank) { return kept_weight(rank_of(rank)); }, Tally{}, Target{false, u, true},
+              sm.sh);
           token = RankId(buf[draw.first >= 0 ? draw.first : max(draw.last_positive, 0)]);
           writer = true;
         }
@@ -362,9 +364,9 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(const float* __restrict
                                       Target{false, static_cast<double>(p.top_p), false}, false, buf, sm)
                            .rank;
         }
-        token = RankId(
-            RankCut<false>(s, st.max, st.min, weight_span, top_p_rank, kept_weight, Target{false, u, true}, false, buf, sm)
-                .rank);
+        token = RankId(RankCut<false>(s, st.max, st.min, weight_span, top_p_rank, kept_weight, Target{false, u, true},
+                                      false, buf, sm)
+                           .rank);
         writer = me == 0;
       }
     } else {
@@ -441,8 +443,8 @@ absl::Status LaunchSample(const float* logits, int64_t n, int64_t vocab, const D
   const int slice = sampling_detail::SliceLength(vocab, blocks);
   const int shared_bytes = sampling_detail::DynamicSharedBytes(slice);
   if (!cached || opted_in[device].load(std::memory_order_relaxed) < shared_bytes) {
-    CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(sampling_detail::SampleKernel,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
+    CUDA_RETURN_IF_ERROR(
+        cudaFuncSetAttribute(sampling_detail::SampleKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
     if (cached) opted_in[device].store(shared_bytes, std::memory_order_relaxed);
   }
   cudaLaunchAttribute cluster{};
@@ -458,8 +460,8 @@ absl::Status LaunchSample(const float* logits, int64_t n, int64_t vocab, const D
   config.attrs = &cluster;
   config.numAttrs = 1;
   const bool vec4 = vocab % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0;
-  CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&config, sampling_detail::SampleKernel, logits, static_cast<int>(vocab), slice,
-                                          vec4, params, history, history_offsets, tokens, chosen_logprobs,
+  CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&config, sampling_detail::SampleKernel, logits, static_cast<int>(vocab),
+                                          slice, vec4, params, history, history_offsets, tokens, chosen_logprobs,
                                           static_cast<int32_t*>(workspace)));
   return absl::OkStatus();
 }

@@ -94,7 +94,7 @@ struct Goal {
 
 __device__ __forceinline__ Goal MakeGoal(double value, bool strict) {
   const double v = value > 0 ? fmin(value, 0x1p19) : 0.0;  // sums never exceed 2^18
-  const double scaled = __dmul_rn(v, 0x1p44);                // exact, < 2^63
+  const double scaled = __dmul_rn(v, 0x1p44);              // exact, < 2^63
   const unsigned long long whole = __double2ull_rz(scaled);
   const double rest = __dmul_rn(__dsub_rn(scaled, __ull2double_rz(whole)), 0x1p44);  // exact
   const unsigned long long part = __double2ull_rz(rest);
@@ -160,8 +160,12 @@ __device__ __forceinline__ int RankId(uint64_t rank) { return static_cast<int>(s
 // Barrier of every thread of the cluster; shared-memory writes before it are
 // visible to every block after it (release / acquire).
 __device__ __forceinline__ void ClusterSync() { cooperative_groups::this_cluster().sync(); }
-__device__ __forceinline__ int ClusterRank() { return static_cast<int>(cooperative_groups::this_cluster().block_rank()); }
-__device__ __forceinline__ int ClusterSize() { return static_cast<int>(cooperative_groups::this_cluster().num_blocks()); }
+__device__ __forceinline__ int ClusterRank() {
+  return static_cast<int>(cooperative_groups::this_cluster().block_rank());
+}
+__device__ __forceinline__ int ClusterSize() {
+  return static_cast<int>(cooperative_groups::this_cluster().num_blocks());
+}
 // The same shared variable in block `rank` of the cluster.
 template <typename T>
 __device__ __forceinline__ T* InBlock(T* p, int rank) {

@@ -52,7 +52,7 @@ struct Shared {
   Scratch sh;
   Exchange ex;
   Stats warp_stats[kWarps];
-  Stats stats;  // the row's
+  Stats stats;              // the row's
   Histogram hist[2];        // alternate levels, so that a level's is not rewritten while read
   Tally chunk[kMaxChunks];  // IdOrderSelect's chunk sums
   Tally before;             // a chosen bin's or chunk's exclusive prefix
@@ -224,9 +224,9 @@ __device__ IdPick IdOrderSelect(const Slice& s, Weight weight, Target target, Sh
   }
 
   // The first chunk whose cumulative weight reaches the goal (there is one).
-  const int chunk =
-      BlockExtreme(mine.count > 0 && Reached(before + exclusive + mine, goal) ? static_cast<int>(threadIdx.x) : INT32_MAX,
-                   /*min=*/true, sm.sh);
+  const int chunk = BlockExtreme(
+      mine.count > 0 && Reached(before + exclusive + mine, goal) ? static_cast<int>(threadIdx.x) : INT32_MAX,
+      /*min=*/true, sm.sh);
   if (static_cast<int>(threadIdx.x) == chunk) sm.before = before + exclusive;
   __syncthreads();
   if (threadIdx.x < 32 && chunk < chunks) {
@@ -321,7 +321,9 @@ __device__ Cut RankCut(const Slice& s, float max_logit, float min_logit, float s
     const uint64_t width = uint64_t{hi} - lo + 1;
     const int shift = width <= kBins ? 0 : 64 - __clzll(static_cast<long long>(width - 1)) - 8;
     const uint32_t range_lo = lo, range_hi = hi;
-    auto bin_of = [&](uint32_t key) { return level == 0 ? value_bin(key) : static_cast<int>((range_hi - key) >> shift); };
+    auto bin_of = [&](uint32_t key) {
+      return level == 0 ? value_bin(key) : static_cast<int>((range_hi - key) >> shift);
+    };
     for (int b = t; b < kBins; b += kThreads) {
       h.whole[b] = 0;
       h.part[b] = 0;
