@@ -400,10 +400,10 @@ __device__ Cut RankCut(const Slice& s, float max_logit, float min_logit, float s
       }
       GatherRanks(
           s,
-          [&](uint32_t key, int id, float pen) {
-            if (!(member_weight(key, id, pen, range_lo, range_hi) > 0.0f)) return false;
+          [&](uint32_t key, int id, float pen) {  // the histogram's members of the chosen bins
+            if (key < range_lo || key > range_hi) return false;
             const int b = bin_of(key);
-            return prefix ? b <= chosen : b == chosen;
+            return (prefix ? b <= chosen : b == chosen) && member_weight(key, id, pen, range_lo, range_hi) > 0.0f;
           },
           offset, -1, buf, sm);
       ClusterSync();
