@@ -7,7 +7,7 @@
 // allowed only where u lies within 1e-5 of the CDF boundary between the two
 // tokens (computed here from the definitions in sampling_params.h, in the
 // CPU's draw order), and for at most 0.1% of the draws. Greedy must match
-// always. Logprobs: both sides sum the same float terms (exactly, in float64)
+// always. Logprobs: both sides sum the same float terms (the GPU exactly, the CPU in float64)
 // and differ by a few float ulps: 1e-5 (times |logprob| when larger than 1).
 // The GPU splits a row among a cluster of blocks, more of them for fewer
 // rows: a row's token and logprob must not depend on the batch it is in.
