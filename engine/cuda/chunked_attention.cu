@@ -8,7 +8,6 @@
 #include "engine/cuda/attention_common.cuh"
 #include "engine/cuda/chunked_attention.h"
 #include "engine/cuda/chunked_attention_tc.h"
-#include "engine/cuda/chunked_attention_tf32.h"
 #include "engine/cuda/cuda_status.h"
 
 namespace supra::cuda {
@@ -385,16 +384,12 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// What kAuto runs: the 1xTF32 tensor-core kernel from Dv = 64 up, else this
-// SIMT kernel (exact fp32 products: GroupNorm over a handful of columns can
-// amplify the tf32 rounding of the outputs). The 3xTF32 kernel is correct but
-// measured slower than the SIMT one on the H200 (2026-11-28,
-// CudaAttentionTiming: 0.82x at 1x2048, 0.85x at 8x2048; one block per SM
-// at 218 KiB of shared memory); it is never picked.
-ChunkedAttentionKernel AutoKernel(const AttentionDims& dims) {
-  return dims.value_dim >= kChunkedAttentionTf32MinValueDim ? ChunkedAttentionKernel::kTf32
-                                                            : ChunkedAttentionKernel::kSimt;
-}
+// What kAuto runs: the SIMT kernel. The 3xTF32 tensor-core kernel is correct
+// (it passes the same parity tests) but measured slower on the H200
+// (2026-11-28, CudaAttentionTiming: 0.82x at 1x2048, 0.85x at 8x2048; one
+// block per SM at 218 KiB of shared memory, operands split per warp);
+// bench/RESULTS.md lists what it would need.
+constexpr bool kAutoUsesTensorCores = false;
 
 template <typename StateT>
 absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
@@ -413,14 +408,11 @@ absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k
   }
   if (num_chunks == 0 || rows == 0) return absl::OkStatus();
   if (chunks == nullptr) return absl::InvalidArgumentError("chunked attention: null chunks");
-  if (which == ChunkedAttentionKernel::kAuto) which = AutoKernel(dims);
-  if (which == ChunkedAttentionKernel::kTensorCore) {
+  const bool tensor_cores =
+      which == ChunkedAttentionKernel::kTensorCore || (which == ChunkedAttentionKernel::kAuto && kAutoUsesTensorCores);
+  if (tensor_cores) {
     return attention_internal::LaunchChunkedAttentionTensorCore(dims, q, k, v, v_stride, gammas, chunks, num_chunks,
                                                                 rows, state, out, stream);
-  }
-  if (which == ChunkedAttentionKernel::kTf32) {
-    return attention_internal::LaunchChunkedAttentionTf32(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows,
-                                                          state, out, stream);
   }
 
   const int tiles = (dims.value_dim + kTD - 1) / kTD;  // <= 8: a portable cluster

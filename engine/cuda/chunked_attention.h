@@ -5,8 +5,8 @@
 //   P ← γ^C P + Σ_j γ^{C−j} k̃_jᵀ v_j
 // with γ^t = exp(t·log γ), t ≤ 64 (never a quotient of powers).
 //
-// Three kernels compute it; LaunchChunkedAttention picks one (see
-// ChunkedAttentionKernel). All use one thread block per (32-column tile of
+// Two kernels compute it; LaunchChunkedAttention picks one (see
+// ChunkedAttentionKernel). Both use one thread block per (32-column tile of
 // Dv, head, chunk), the tiles of one (chunk, head) forming a thread-block
 // cluster (at most 8 blocks); a block keeps its F×32 tile of the state on
 // chip for the whole chunk (read from the pool once, written once), walks the
@@ -14,20 +14,13 @@
 // the cluster through distributed shared memory (per-tile sums and squared
 // deviations, Chan et al.), so one launch does everything.
 //
-// 1xTF32 tensor-core kernel (chunked_attention_tf32.{h,cu}, the default for
-// Dv >= 64): the output products on single tf32 mma, the state update
-// fp32-accurate (K̃ split hi/lo, V exact), scores kept in registers, 93 KiB
-// of shared memory and 128 registers: two blocks per SM. Layout and error
-// analysis in chunked_attention_tf32.h.
+// Tensor-core kernel (chunked_attention_tc.{h,cu}, the default): every
+// product (Q·K̃ᵀ, Q·P, (M ⊙ S)·V, K̃ᵀ·V) on mma.sync tf32 in 3xTF32 form
+// (near-fp32 accuracy), the state tile in registers, double-buffered
+// asynchronous loads of the next sub-chunk; layout, budgets and error
+// analysis in chunked_attention_tc.h.
 //
-// 3xTF32 tensor-core kernel (chunked_attention_tc.{h,cu}): every product
-// on mma.sync tf32 in 3xTF32 form (near-fp32 accuracy), the state tile in
-// registers, double-buffered asynchronous loads of the next sub-chunk; one
-// block per SM (218 KiB). Kept for comparison; measured 0.8-0.95x the SIMT
-// kernel's speed on the H200.
-//
-// SIMT kernel (chunked_attention.cu, the default for Dv < 64, where
-// GroupNorm over few columns can amplify tf32 rounding of the outputs):
+// SIMT kernel (chunked_attention.cu, kept as the reference and fallback):
 // shared-memory-tiled fp32 products on the SIMT cores: scores Q·K̃ᵀ split
 // over the cluster by features and summed through distributed shared memory,
 // O = diag(γ^i)·Q·P + (M ⊙ S)·V, P ← γ^L P + (diag(γ^{L−j}) K̃)ᵀ·V. Cluster
@@ -64,13 +57,10 @@ inline constexpr int kChunkedAttentionSubChunk = 64;
 // live in shared memory.
 inline constexpr int kMaxChunkedAttentionFeatures = 128;
 
-// Which kernel runs a launch. kAuto: the 1xTF32 tensor-core kernel for
-// Dv >= 64, else the SIMT kernel (see above); every kernel supports every
-// shape the launcher accepts. The others are for tests and timing.
-enum class ChunkedAttentionKernel { kAuto, kSimt, kTensorCore, kTf32 };
-
-// Smallest Dv for which kAuto runs the 1xTF32 kernel.
-inline constexpr int kChunkedAttentionTf32MinValueDim = 64;
+// Which kernel runs a launch. kAuto: the SIMT kernel, the faster of the two
+// on the H200 (see chunked_attention.cu); both support every shape the
+// launcher accepts. The others are for tests and timing.
+enum class ChunkedAttentionKernel { kAuto, kSimt, kTensorCore };
 
 // The chunks of one launch must have disjoint rows and distinct slots (they
 // run in parallel). A chunk whose rows fall outside [0, rows), whose length

@@ -3,6 +3,5 @@
 target_sources(supra_cuda PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/chunked_attention.cu
   ${CMAKE_CURRENT_LIST_DIR}/chunked_attention_tc.cu
-  ${CMAKE_CURRENT_LIST_DIR}/chunked_attention_tf32.cu
   ${CMAKE_CURRENT_LIST_DIR}/recurrent_attention.cu
 )
