@@ -420,28 +420,50 @@ __global__ void __launch_bounds__(4 * kThreads, 1)
   AllowNextKernel();
   __syncthreads();  // the barriers are initialised
 
+  // An item's inputs (q̃, k̃ and v of its head: a few scattered loads from
+  // L2) are read one item ahead, so that their latency overlaps the item
+  // before instead of stalling every item (the kernel was bound by that
+  // per-item latency, not by the state's bandwidth).
+  struct Inputs {
+    float qf[kMaxStreamRows], kf[kMaxStreamRows], v_reg[kVec];
+    float v_out;  // v at this thread's output column (threads local < kCols)
+  };
+  const auto load_inputs = [&](int i, Inputs& in) {
+    const int item = blockIdx.x + i * gridDim.x;
+    const bool present = item < items;
+    const int seq = present ? item / heads : 0, head = present ? item % heads : 0;
+    const int slot = present ? slots[seq] : -1;
+    const bool valid = slot >= 0 && slot < pool.slots;
+    const float* qh = q + static_cast<int64_t>(seq) * heads * f_dim + static_cast<int64_t>(head) * f_dim;
+    const float* kh = k + static_cast<int64_t>(seq) * dims.key_heads * f_dim +
+                      static_cast<int64_t>(head / (heads / dims.key_heads)) * f_dim;
+    const __nv_bfloat16* vh = v + seq * v_stride + static_cast<int64_t>(head / (heads / dims.value_heads)) * dv;
+#pragma unroll
+    for (int r = 0; r < kMaxStreamRows; ++r) {
+      const int f = ty + r * Tile::kTy;
+      in.qf[r] = 0.0f, in.kf[r] = 0.0f;
+      if (valid && f < f_dim) in.qf[r] = qh[f], in.kf[r] = kh[f];
+    }
+#pragma unroll
+    for (int c = 0; c < kVec; ++c) in.v_reg[c] = valid && has_cols ? __bfloat162float(vh[col + c]) : 0.0f;
+    const int out_col = tile * Tile::kCols + local;
+    in.v_out = valid && local < Tile::kCols && out_col < dv ? __bfloat162float(vh[out_col]) : 0.0f;
+  };
+  Inputs next;
+  load_inputs(0, next);
+
   for (int i = 0;; ++i) {
     const int item = blockIdx.x + i * gridDim.x;
     if (item >= items) break;
     const int seq = item / heads, head = item % heads, stage = i % stages;
     const int slot = slots[seq];
     const bool valid = slot >= 0 && slot < pool.slots;
-
-    // Inputs first (independent of the buffer), then the wait for it.
-    const float* qh = q + static_cast<int64_t>(seq) * heads * f_dim + static_cast<int64_t>(head) * f_dim;
-    const float* kh = k + static_cast<int64_t>(seq) * dims.key_heads * f_dim +
-                      static_cast<int64_t>(head / (heads / dims.key_heads)) * f_dim;
-    const __nv_bfloat16* vh = v + seq * v_stride + static_cast<int64_t>(head / (heads / dims.value_heads)) * dv;
     const float gamma = gammas[head];
-    float qf[kMaxStreamRows], kf[kMaxStreamRows], v_reg[kVec];
-#pragma unroll
-    for (int r = 0; r < kMaxStreamRows; ++r) {
-      const int f = ty + r * Tile::kTy;
-      qf[r] = 0.0f, kf[r] = 0.0f;
-      if (valid && f < f_dim) qf[r] = qh[f], kf[r] = kh[f];
-    }
-#pragma unroll
-    for (int c = 0; c < kVec; ++c) v_reg[c] = valid && has_cols ? __bfloat162float(vh[col + c]) : 0.0f;
+    const Inputs in = next;
+    load_inputs(i + 1, next);
+    const float(&qf)[kMaxStreamRows] = in.qf;
+    const float(&kf)[kMaxStreamRows] = in.kf;
+    const float(&v_reg)[kVec] = in.v_reg;
 
     MbarrierWait(&barriers[stage], static_cast<unsigned>((i / stages) & 1));
     if (valid) {  // uniform over the block
@@ -508,7 +530,7 @@ __global__ void __launch_bounds__(4 * kThreads, 1)
       for (int y = 0; y < Tile::kTy; ++y) o += my_partial[y * Tile::kCols + local];
 #pragma unroll 8
       for (int y = 0; y < Tile::kTy; ++y) qk_sum += partial_qk[tile * Tile::kTy + y];
-      o_all[c] = c < dv ? fmaf(qk_sum, __bfloat162float(vh[c]), o) : 0.0f;
+      o_all[c] = c < dv ? fmaf(qk_sum, in.v_out, o) : 0.0f;
     }
     __syncthreads();
     if (threadIdx.x < 32) {  // the cluster kernel's statistics, same order
