@@ -30,18 +30,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_check.h"
 #include "engine/cuda/gemv.h"
 
 namespace {
-
-#define CHECK_CUDA(expr)                                                                              \
-  do {                                                                                                \
-    const cudaError_t error_ = (expr);                                                                \
-    if (error_ != cudaSuccess) {                                                                      \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(error_)); \
-      std::exit(1);                                                                                   \
-    }                                                                                                 \
-  } while (0)
 
 #define CHECK_CUBLAS(expr)                                                                       \
   do {                                                                                           \

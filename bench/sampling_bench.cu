@@ -24,18 +24,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_check.h"
 #include "engine/cuda/sampling.h"
 
 namespace {
-
-#define CHECK_CUDA(expr)                                                                              \
-  do {                                                                                                \
-    const cudaError_t error_ = (expr);                                                                \
-    if (error_ != cudaSuccess) {                                                                      \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(error_)); \
-      std::exit(1);                                                                                   \
-    }                                                                                                 \
-  } while (0)
 
 constexpr int64_t kVocab = 32000;
 constexpr int kBatches[] = {1, 8, 64, 256};

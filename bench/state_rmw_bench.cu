@@ -16,16 +16,9 @@
 #include <cstring>
 #include <string>
 
-namespace {
+#include "bench_check.h"
 
-#define CHECK_CUDA(expr)                                                                              \
-  do {                                                                                                \
-    const cudaError_t error_ = (expr);                                                                \
-    if (error_ != cudaSuccess) {                                                                      \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(error_)); \
-      std::exit(1);                                                                                   \
-    }                                                                                                 \
-  } while (0)
+namespace {
 
 constexpr int kHeads = 32, kLayers = 32;
 constexpr int64_t kHeadFloats = 128 * 128;  // F × Dv

@@ -31,6 +31,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "bench_check.h"
 #include "engine/cuda/cuda_backend.h"
 #include "kernel_trace.h"
 #include "nlohmann/json.hpp"
@@ -54,15 +55,6 @@ ModelConfig MistralSupra() {
   c.seq_len = 2048;
   return c;
 }
-
-#define CHECK_CUDA(expr)                                                                     \
-  do {                                                                                       \
-    const cudaError_t e = (expr);                                                            \
-    if (e != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #expr, cudaGetErrorString(e));                 \
-      std::exit(1);                                                                          \
-    }                                                                                        \
-  } while (0)
 
 #define CHECK_OK(expr)                                                  \
   do {                                                                  \

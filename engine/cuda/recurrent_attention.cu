@@ -39,6 +39,37 @@ constexpr int kRowsPerPass = SUPRA_DECODE_ROWS_PER_PASS;
 // A lane holds at most this many of a head's Dv outputs for the statistics.
 constexpr int kStatsPerLane = kMaxAttentionValueDim / 32;
 
+// GroupNorm statistics of one head's dv outputs, by one warp: two-pass mean
+// and biased variance, in the same order in both kernels (so they stay
+// bit-identical). value(c) returns output c < dv; lane 0 writes stats[0] =
+// mean and stats[1] = 1 / sqrt(variance + eps).
+template <typename Value>
+__device__ __forceinline__ void HeadNormStats(int lane, int dv, const Value& value, float* stats) {
+  float values[kStatsPerLane];
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kStatsPerLane; ++i) {
+    const int c = lane + 32 * i;
+    values[i] = 0.0f;
+    if (c < dv) {
+      values[i] = value(c);
+      sum += values[i];
+    }
+  }
+  const float mean = WarpSum(sum) / static_cast<float>(dv);
+  float squares = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kStatsPerLane; ++i) {
+    const float d = values[i] - mean;
+    if (lane + 32 * i < dv) squares = fmaf(d, d, squares);
+  }
+  const float variance = WarpSum(squares) / static_cast<float>(dv);
+  if (lane == 0) {
+    stats[0] = mean;
+    stats[1] = 1.0f / sqrtf(variance + kGroupNormEps);
+  }
+}
+
 // A block covers kCols = kTx · kVec columns of Dv and all F rows; kTx threads
 // share a state row (kVec consecutive columns each, 16 bytes with the vector
 // paths: 4 fp32 or 8 bf16), kTy row groups stride over F.
@@ -235,31 +266,9 @@ __global__ void __launch_bounds__(kThreads)
   cg::cluster_group cluster = cg::this_cluster();
   cluster.sync();
   if (threadIdx.x < 32) {
-    const int lane = threadIdx.x;
-    float values[kStatsPerLane];
-    float sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kStatsPerLane; ++i) {
-      const int c = lane + 32 * i;
-      values[i] = 0.0f;
-      if (c < dv) {
-        const float* remote = cluster.map_shared_rank(o_tile, c / Tile::kCols);
-        values[i] = remote[c % Tile::kCols];
-        sum += values[i];
-      }
-    }
-    const float mean = WarpSum(sum) / static_cast<float>(dv);
-    float squares = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kStatsPerLane; ++i) {
-      const float d = values[i] - mean;
-      if (lane + 32 * i < dv) squares = fmaf(d, d, squares);
-    }
-    const float variance = WarpSum(squares) / static_cast<float>(dv);
-    if (lane == 0) {
-      stats[0] = mean;
-      stats[1] = 1.0f / sqrtf(variance + kGroupNormEps);
-    }
+    HeadNormStats(
+        threadIdx.x, dv,
+        [&](int c) { return cluster.map_shared_rank(o_tile, c / Tile::kCols)[c % Tile::kCols]; }, stats);
   }
   // This block is done reading the cluster's o tiles: arrive now, and wait
   // only before exit (its own o_tile must outlive the other blocks' reads).
@@ -533,32 +542,7 @@ __global__ void __launch_bounds__(4 * kThreads, 1)
       o_all[c] = c < dv ? fmaf(qk_sum, in.v_out, o) : 0.0f;
     }
     __syncthreads();
-    if (threadIdx.x < 32) {  // the cluster kernel's statistics, same order
-      const int lane = threadIdx.x;
-      float values[kStatsPerLane];
-      float sum = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kStatsPerLane; ++j) {
-        const int c = lane + 32 * j;
-        values[j] = 0.0f;
-        if (c < dv) {
-          values[j] = o_all[c];
-          sum += values[j];
-        }
-      }
-      const float mean = WarpSum(sum) / static_cast<float>(dv);
-      float squares = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kStatsPerLane; ++j) {
-        const float d = values[j] - mean;
-        if (lane + 32 * j < dv) squares = fmaf(d, d, squares);
-      }
-      const float variance = WarpSum(squares) / static_cast<float>(dv);
-      if (lane == 0) {
-        stats[0] = mean;
-        stats[1] = 1.0f / sqrtf(variance + kGroupNormEps);
-      }
-    }
+    if (threadIdx.x < 32) HeadNormStats(threadIdx.x, dv, [&](int c) { return o_all[c]; }, stats);
     __syncthreads();
     if (local < Tile::kCols) {
       const int c = tile * Tile::kCols + local;

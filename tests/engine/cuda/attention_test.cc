@@ -50,6 +50,7 @@
 #include "engine/model/decay.h"
 #include "engine/util/thread_pool.h"
 #include "gtest/gtest.h"
+#include "tests/engine/cuda/attention_test_util.h"
 #include "tests/engine/cuda/cuda_test_util.h"
 
 namespace supra::cuda {
@@ -57,6 +58,11 @@ namespace {
 
 using ::supra::cuda::testing::Download;
 using ::supra::cuda::testing::DownloadBf16;
+using ::supra::cuda::testing::CpuPool;
+using ::supra::cuda::testing::Gammas;
+using ::supra::cuda::testing::RoundBf16;
+using ::supra::cuda::testing::ShuffledSlots;
+using ::supra::cuda::testing::StateElems;
 using ::supra::cuda::testing::PoisonedBuffer;
 using ::supra::cuda::testing::RelativeMaxError;
 using ::supra::cuda::testing::Upload;
@@ -66,23 +72,8 @@ constexpr double kOutputTolerance = 1e-2;
 constexpr double kStateF32Tolerance = 1e-5;
 constexpr double kGroupNormEpsD = 1e-5;
 
-ThreadPool* CpuPool() {
-  static ThreadPool pool(static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 16u)));
-  return &pool;
-}
-
 cpu::AttentionShape CpuShape(const AttentionDims& d) {
   return cpu::AttentionShape{d.heads, d.key_heads, d.value_heads, d.features, d.value_dim};
-}
-
-int64_t StateElems(const AttentionDims& d) { return int64_t{d.heads} * d.features * d.value_dim; }
-
-std::vector<float> Gammas(int heads) {
-  ModelConfig config;
-  config.n_heads = heads;
-  config.use_decay = true;  // the lightning slopes of Mistral-SUPRA
-  const std::vector<double> g = DecayGammas(config);
-  return std::vector<float>(g.begin(), g.end());
 }
 
 // A fast deterministic uniform in [lo, hi) for index i (pools are large).
@@ -93,8 +84,6 @@ float HashUniform(uint64_t seed, uint64_t i, float lo, float hi) {
   z ^= z >> 31;
   return lo + (hi - lo) * static_cast<float>(static_cast<double>(z >> 40) * 0x1.0p-24);
 }
-
-float RoundBf16(float x) { return __bfloat162float(__float2bfloat16(x)); }
 
 // States in [-3, 3), exactly representable in bf16 when the pool is bf16.
 std::vector<float> MakeStates(size_t n, uint64_t seed, bool bf16) {
@@ -321,14 +310,6 @@ TEST_P(CudaRecurrentAttentionTest, SingleSequence) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaRecurrentAttentionTest, ::testing::ValuesIn(Shapes()), ShapeName);
-
-std::vector<int32_t> ShuffledSlots(int n, int pool_slots, uint32_t seed) {
-  std::vector<int32_t> all(pool_slots);
-  std::iota(all.begin(), all.end(), 0);
-  std::shuffle(all.begin(), all.end(), std::mt19937(seed));
-  all.resize(n);
-  return all;
-}
 
 TEST(CudaRecurrentAttentionBatchTest, MistralBatch256F32) {
   SUPRA_SKIP_WITHOUT_GPU();

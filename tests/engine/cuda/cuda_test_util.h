@@ -37,9 +37,12 @@ inline std::vector<float> RandomVector(size_t n, uint32_t seed, float lo = -1.0f
   return v;
 }
 
-// Rounds every value to bfloat16 and back (the CUDA backend's weight dtype).
+// Rounds a value to bfloat16 and back (the CUDA backend's weight dtype).
+inline float RoundBf16(float x) { return __bfloat162float(__float2bfloat16(x)); }
+
+// RoundBf16 of every value.
 inline std::vector<float> RoundToBf16(std::vector<float> v) {
-  for (float& x : v) x = __bfloat162float(__float2bfloat16(x));
+  for (float& x : v) x = RoundBf16(x);
   return v;
 }
 

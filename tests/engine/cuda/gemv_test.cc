@@ -36,6 +36,7 @@ namespace {
 using testing::Download;
 using testing::RandomVector;
 using testing::RelativeMaxError;
+using testing::RoundBf16;
 using testing::RoundToBf16;
 using testing::Upload;
 using testing::UploadBf16;
@@ -48,8 +49,6 @@ ThreadPool& Pool() {
   static ThreadPool pool(0);
   return pool;
 }
-
-float RoundBf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
 
 // Operands on the host (bf16-rounded floats) for up to 16 batch rows.
 struct Problem {

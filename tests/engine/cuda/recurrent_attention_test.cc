@@ -42,12 +42,18 @@
 #include "engine/model/decay.h"
 #include "engine/util/thread_pool.h"
 #include "gtest/gtest.h"
+#include "tests/engine/cuda/attention_test_util.h"
 #include "tests/engine/cuda/cuda_test_util.h"
 
 namespace supra::cuda {
 namespace {
 
 using ::supra::cuda::testing::DownloadBf16;
+using ::supra::cuda::testing::CpuPool;
+using ::supra::cuda::testing::Gammas;
+using ::supra::cuda::testing::RoundBf16;
+using ::supra::cuda::testing::ShuffledSlots;
+using ::supra::cuda::testing::StateElems;
 using ::supra::cuda::testing::PoisonedBuffer;
 using ::supra::cuda::testing::RelativeMaxError;
 using ::supra::cuda::testing::Upload;
@@ -56,23 +62,6 @@ using ::supra::cuda::testing::UploadBf16;
 constexpr double kOutputTolerance = 1e-2;
 constexpr double kStateF32Tolerance = 1e-5;
 constexpr AttentionDims kMistral{32, 8, 8, 128, 128};
-
-ThreadPool* CpuPool() {
-  static ThreadPool pool(static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 16u)));
-  return &pool;
-}
-
-int64_t StateElems(const AttentionDims& d) { return int64_t{d.heads} * d.features * d.value_dim; }
-
-std::vector<float> Gammas(int heads) {
-  ModelConfig config;
-  config.n_heads = heads;
-  config.use_decay = true;
-  const std::vector<double> g = DecayGammas(config);
-  return std::vector<float>(g.begin(), g.end());
-}
-
-float RoundBf16(float x) { return __bfloat162float(__float2bfloat16(x)); }
 
 template <typename T>
 constexpr bool kIsBf16 = !std::is_same_v<T, float>;
@@ -276,14 +265,6 @@ StepResult RunParity(const AttentionDims& d, const PoolSpec& spec, const std::ve
     EXPECT_LE(max_diff / max_ref, kStateF32Tolerance);
   }
   return result;
-}
-
-std::vector<int32_t> ShuffledSlots(int n, int pool_slots, uint32_t seed) {
-  std::vector<int32_t> all(pool_slots);
-  std::iota(all.begin(), all.end(), 0);
-  std::shuffle(all.begin(), all.end(), std::mt19937(seed));
-  all.resize(n);
-  return all;
 }
 
 // Batch n on Mistral-SUPRA's shape: shuffled slots of a pool of n + 40
