@@ -16,38 +16,38 @@ constexpr size_t kWorkspaceBytes = size_t{32} << 20;
 
 }  // namespace
 
+void GemmRunner::HandleDeleter::operator()(cublasHandle_t handle) const { (void)cublasDestroy(handle); }
+void GemmRunner::StreamDeleter::operator()(cudaStream_t stream) const { (void)cudaStreamDestroy(stream); }
+void GemmRunner::EventDeleter::operator()(cudaEvent_t event) const { (void)cudaEventDestroy(event); }
+
+absl::StatusOr<GemmRunner::Handle> GemmRunner::CreateHandle(cudaStream_t stream,
+                                                            const DeviceBuffer<uint8_t>& workspace) {
+  cublasHandle_t raw = nullptr;
+  CUBLAS_RETURN_IF_ERROR(cublasCreate(&raw));
+  Handle handle(raw);
+  CUBLAS_RETURN_IF_ERROR(cublasSetStream(raw, stream));
+  CUBLAS_RETURN_IF_ERROR(cublasSetWorkspace(raw, workspace.data(), workspace.bytes()));
+  CUBLAS_RETURN_IF_ERROR(cublasSetMathMode(raw, CUBLAS_DEFAULT_MATH));
+  return handle;
+}
+
 absl::StatusOr<GemmRunner> GemmRunner::Create(cudaStream_t stream) {
   GemmRunner runner;
   runner.stream_ = stream;
-  CUBLAS_RETURN_IF_ERROR(cublasCreate(&runner.handle_));
-  CUBLAS_RETURN_IF_ERROR(cublasSetStream(runner.handle_, stream));
-  auto workspace = DeviceBuffer<uint8_t>::Allocate(kWorkspaceBytes, "cuBLAS workspace");
-  if (!workspace.ok()) return workspace.status();
-  runner.workspace_ = *std::move(workspace);
-  CUBLAS_RETURN_IF_ERROR(cublasSetWorkspace(runner.handle_, runner.workspace_.data(), runner.workspace_.bytes()));
-  CUBLAS_RETURN_IF_ERROR(cublasSetMathMode(runner.handle_, CUBLAS_DEFAULT_MATH));
-  return runner;
-}
+  ASSIGN_OR_RETURN(runner.workspace_, DeviceBuffer<uint8_t>::Allocate(kWorkspaceBytes, "cuBLAS workspace"));
+  ASSIGN_OR_RETURN(runner.handle_, CreateHandle(stream, runner.workspace_));
 
-GemmRunner::GemmRunner(GemmRunner&& other) noexcept
-    : handle_(std::exchange(other.handle_, nullptr)),
-      stream_(other.stream_),
-      workspace_(std::move(other.workspace_)),
-      gemv_max_rows_(other.gemv_max_rows_) {}
-
-GemmRunner& GemmRunner::operator=(GemmRunner&& other) noexcept {
-  if (this != &other) {
-    if (handle_ != nullptr) cublasDestroy(handle_);
-    handle_ = std::exchange(other.handle_, nullptr);
-    stream_ = other.stream_;
-    workspace_ = std::move(other.workspace_);
-    gemv_max_rows_ = other.gemv_max_rows_;
+  cudaStream_t side = nullptr;
+  CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+  runner.side_stream_.reset(side);
+  ASSIGN_OR_RETURN(runner.side_workspace_, DeviceBuffer<uint8_t>::Allocate(kWorkspaceBytes, "cuBLAS workspace"));
+  ASSIGN_OR_RETURN(runner.side_handle_, CreateHandle(side, runner.side_workspace_));
+  for (Event* event : {&runner.fork_, &runner.join_}) {
+    cudaEvent_t raw = nullptr;
+    CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&raw, cudaEventDisableTiming));
+    event->reset(raw);
   }
-  return *this;
-}
-
-GemmRunner::~GemmRunner() {
-  if (handle_ != nullptr) cublasDestroy(handle_);
+  return runner;
 }
 
 namespace {
@@ -76,8 +76,16 @@ absl::Status GemmRunner::RunPair(const GemmOperands& first, const GemmOperands& 
   if (first.n <= gemv_max_rows_) {
     return LaunchGemvPair(ToProblem(first), ToProblem(second), first.y_is_bf16, first.n, first.accumulate, stream_);
   }
-  RETURN_IF_ERROR(Run(first));
-  return Run(second);
+  // Fork: the side stream starts after everything queued so far on stream_.
+  CUDA_RETURN_IF_ERROR(cudaEventRecord(fork_.get(), stream_));
+  CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(side_stream_.get(), fork_.get()));
+  const absl::Status side = Gemm(side_handle_.get(), second);
+  const absl::Status main = Gemm(handle_.get(), first);
+  // Join even after a failed GEMM: a capture with an unjoined branch cannot end.
+  CUDA_RETURN_IF_ERROR(cudaEventRecord(join_.get(), side_stream_.get()));
+  CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream_, join_.get()));
+  RETURN_IF_ERROR(side);
+  return main;
 }
 
 absl::Status GemmRunner::RunSwiGlu(const SwiGluOperands& op) {
@@ -90,8 +98,15 @@ absl::Status GemmRunner::RunSwiGlu(const SwiGluOperands& op) {
     return LaunchGemvSwiGlu(op.x, op.x_stride, op.w12, op.out, op.ffn, op.n, op.in, op.ffn, stream_);
   }
   if (op.ab == nullptr) return absl::InvalidArgumentError("GEMM SwiGLU: no ab scratch for the cuBLAS path");
-  RETURN_IF_ERROR(Run({.x = op.x, .x_stride = op.x_stride, .w = op.w12, .y = op.ab, .y_stride = 2 * op.ffn,
-                       .y_is_bf16 = true, .n = op.n, .in = op.in, .out = 2 * op.ffn}));
+  RETURN_IF_ERROR(Run({.x = op.x,
+                       .x_stride = op.x_stride,
+                       .w = op.w12,
+                       .y = op.ab,
+                       .y_stride = 2 * op.ffn,
+                       .y_is_bf16 = true,
+                       .n = op.n,
+                       .in = op.in,
+                       .out = 2 * op.ffn}));
   return LaunchSwiGlu(op.ab, op.n, op.ffn, op.out, stream_);
 }
 
@@ -101,15 +116,18 @@ absl::Status GemmRunner::Run(const GemmOperands& op) {
     return LaunchGemv(op.x, op.x_stride, op.w, /*bias=*/nullptr, op.y, op.y_stride, op.y_is_bf16, op.n, op.in, op.out,
                       op.accumulate, stream_);
   }
+  return Gemm(handle_.get(), op);
+}
+
+absl::Status GemmRunner::Gemm(cublasHandle_t handle, const GemmOperands& op) {
   // Row-major y[n, out] is column-major yᵀ[out, n] = W[out, in] · xᵀ[in, n]:
   // W row-major [out, in] is column-major [in, out] (lda = in), transposed.
   const float alpha = 1.0f;
   const float beta = op.accumulate ? 1.0f : 0.0f;
-  CUBLAS_RETURN_IF_ERROR(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(op.out),
-                                      static_cast<int>(op.n), static_cast<int>(op.in), &alpha, op.w, CUDA_R_16BF,
-                                      static_cast<int>(op.in), op.x, CUDA_R_16BF, static_cast<int>(op.x_stride), &beta,
-                                      op.y, op.y_is_bf16 ? CUDA_R_16BF : CUDA_R_32F, static_cast<int>(op.y_stride),
-                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  CUBLAS_RETURN_IF_ERROR(cublasGemmEx(
+      handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(op.out), static_cast<int>(op.n), static_cast<int>(op.in),
+      &alpha, op.w, CUDA_R_16BF, static_cast<int>(op.in), op.x, CUDA_R_16BF, static_cast<int>(op.x_stride), &beta, op.y,
+      op.y_is_bf16 ? CUDA_R_16BF : CUDA_R_32F, static_cast<int>(op.y_stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   return absl::OkStatus();
 }
 

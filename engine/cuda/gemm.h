@@ -11,6 +11,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <memory>
+#include <type_traits>
 
 #include "absl/status/statusor.h"
 #include "engine/cuda/device_buffer.h"
@@ -24,14 +26,14 @@ struct GemmOperands {
   void* y = nullptr;                 // [n, out], row stride y_stride; fp32 or bf16
   int64_t y_stride = 0;
   bool y_is_bf16 = false;
-  bool accumulate = false;           // y += x·Wᵀ (fp32 y only: the residual stream)
+  bool accumulate = false;  // y += x·Wᵀ (fp32 y only: the residual stream)
   int64_t n = 0, in = 0, out = 0;
 };
 
 // The feed-forward hidden layer: out = bf16(silu(W1·x) ⊙ W2·x) from the
 // device's interleaved w12 (w12_layout.h).
 struct SwiGluOperands {
-  const __nv_bfloat16* x = nullptr;    // [n, in], row stride x_stride
+  const __nv_bfloat16* x = nullptr;  // [n, in], row stride x_stride
   int64_t x_stride = 0;
   const __nv_bfloat16* w12 = nullptr;  // [2·ffn, in], interleaved
   __nv_bfloat16* out = nullptr;        // [n, ffn], contiguous
@@ -46,17 +48,21 @@ class GemmRunner {
   static absl::StatusOr<GemmRunner> Create(cudaStream_t stream);
 
   GemmRunner() = default;  // empty: assign from Create before use
-  GemmRunner(GemmRunner&& other) noexcept;
-  GemmRunner& operator=(GemmRunner&& other) noexcept;
+  GemmRunner(GemmRunner&&) noexcept = default;
+  GemmRunner& operator=(GemmRunner&&) noexcept = default;
   GemmRunner(const GemmRunner&) = delete;
   GemmRunner& operator=(const GemmRunner&) = delete;
-  ~GemmRunner();
+  ~GemmRunner() = default;
 
   absl::Status Run(const GemmOperands& op);
 
   // Two independent projections with the same n, y dtype and accumulate
   // mode (the feature-map projections of q and k): one grouped GEMV launch
-  // (LaunchGemvPair) for small batches, two GEMMs otherwise.
+  // (LaunchGemvPair) for small batches; otherwise two GEMMs that run side by
+  // side: `second` on a side stream forked from and joined back into the
+  // runner's stream by events (parallel branches of the CUDA graph when
+  // captured), so the small kv projection hides under the q projection
+  // instead of following it (4.6 µs a layer at batch 64 on the H200).
   absl::Status RunPair(const GemmOperands& first, const GemmOperands& second);
 
   // The feed-forward input projection and SwiGLU: one GEMV launch with the
@@ -69,9 +75,32 @@ class GemmRunner {
   void set_gemv_max_rows(int rows) { gemv_max_rows_ = rows; }
 
  private:
-  cublasHandle_t handle_ = nullptr;
-  cudaStream_t stream_ = nullptr;
+  struct HandleDeleter {
+    void operator()(cublasHandle_t handle) const;
+  };
+  struct StreamDeleter {
+    void operator()(cudaStream_t stream) const;
+  };
+  struct EventDeleter {
+    void operator()(cudaEvent_t event) const;
+  };
+  using Handle = std::unique_ptr<std::remove_pointer_t<cublasHandle_t>, HandleDeleter>;
+  using Stream = std::unique_ptr<std::remove_pointer_t<cudaStream_t>, StreamDeleter>;
+  using Event = std::unique_ptr<std::remove_pointer_t<cudaEvent_t>, EventDeleter>;
+
+  // A cuBLAS handle bound to `stream` with its own workspace (a handle's
+  // workspace must not be shared by GEMMs that may run concurrently).
+  static absl::StatusOr<Handle> CreateHandle(cudaStream_t stream, const DeviceBuffer<uint8_t>& workspace);
+  absl::Status Gemm(cublasHandle_t handle, const GemmOperands& op);
+
+  // Members are destroyed in reverse order: handles before their streams.
+  cudaStream_t stream_ = nullptr;  // not owned
   DeviceBuffer<uint8_t> workspace_;
+  Handle handle_;
+  Stream side_stream_;  // RunPair's second GEMM
+  DeviceBuffer<uint8_t> side_workspace_;
+  Handle side_handle_;
+  Event fork_, join_;
   int gemv_max_rows_ = 8;
 };
 
