@@ -267,8 +267,8 @@ __global__ void __launch_bounds__(kThreads)
   cluster.sync();
   if (threadIdx.x < 32) {
     HeadNormStats(
-        threadIdx.x, dv,
-        [&](int c) { return cluster.map_shared_rank(o_tile, c / Tile::kCols)[c % Tile::kCols]; }, stats);
+        threadIdx.x, dv, [&](int c) { return cluster.map_shared_rank(o_tile, c / Tile::kCols)[c % Tile::kCols]; },
+        stats);
   }
   // This block is done reading the cluster's o tiles: arrive now, and wait
   // only before exit (its own o_tile must outlive the other blocks' reads).
@@ -317,7 +317,9 @@ __device__ __forceinline__ void FenceMbarrierInit() {
 }
 // Orders this thread's generic-proxy shared-memory accesses before later
 // async-proxy ones (a copy refilling a buffer the block has read).
-__device__ __forceinline__ void FenceProxyAsyncShared() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void FenceProxyAsyncShared() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
 __device__ __forceinline__ void MbarrierArriveExpectTx(uint64_t* bar, unsigned bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(SharedAddress(bar)), "r"(bytes)
                : "memory");
@@ -361,9 +363,9 @@ struct StreamLayout {
   __host__ __device__ int64_t partial_o() const { return stages * item_bytes; }  // [tiles, kTy, kCols] f32
   __host__ __device__ int64_t partial_qk() const { return partial_o() + int64_t{4} * tiles * row_groups * cols; }
   __host__ __device__ int64_t o_all() const { return partial_qk() + int64_t{4} * tiles * row_groups; }
-  __host__ __device__ int64_t stats() const { return o_all() + int64_t{4} * tiles * cols; }  // 2 floats
-  __host__ __device__ int64_t loaded_slot() const { return stats() + 8; }                       // [stages] i32
-  __host__ __device__ int64_t barriers() const {  // [stages] u64
+  __host__ __device__ int64_t stats() const { return o_all() + int64_t{8} * tiles * cols; }  // 2 floats
+  __host__ __device__ int64_t loaded_slot() const { return stats() + 8; }                    // [stages] i32
+  __host__ __device__ int64_t barriers() const {                                             // [stages] u64
     return (loaded_slot() + 4 * stages + 7) / 8 * 8;
   }
   __host__ __device__ int64_t total() const { return barriers() + 8 * stages; }
@@ -386,9 +388,10 @@ __global__ void __launch_bounds__(4 * kThreads, 1)
   extern __shared__ __align__(128) unsigned char smem[];
   const int heads = dims.heads, f_dim = dims.features, dv = dims.value_dim;
   const int stages = layout.stages;
-  auto* partial_o = reinterpret_cast<float*>(smem + layout.partial_o());  // [tiles][kTy][kCols]
+  auto* partial_o = reinterpret_cast<float*>(smem + layout.partial_o());    // [tiles][kTy][kCols]
   auto* partial_qk = reinterpret_cast<float*>(smem + layout.partial_qk());  // [tiles][kTy]
-  auto* o_all = reinterpret_cast<float*>(smem + layout.o_all());            // [tiles · kCols]
+  auto* o_all = reinterpret_cast<float*>(smem + layout.o_all());            // [2][tiles · kCols], by item parity
+  const int o_stride = layout.tiles * Tile::kCols;
   auto* stats = reinterpret_cast<float*>(smem + layout.stats());            // mean, 1 / std
   auto* loaded_slot = reinterpret_cast<int*>(smem + layout.loaded_slot());  // [stages]: slot each buffer holds
   auto* barriers = reinterpret_cast<uint64_t*>(smem + layout.barriers());   // [stages]
@@ -460,97 +463,117 @@ __global__ void __launch_bounds__(4 * kThreads, 1)
   };
   Inputs next;
   load_inputs(0, next);
+  float v_out = 0.0f;  // the current item's v at this thread's output column
 
+  // Two barriers per item. Item i's partial sums are reduced to o after the
+  // first (S1), its GroupNorm statistics are computed by warp 0 after the
+  // second (S2) while the other warps already update item i + 1, and its
+  // output is written after item i + 1's S1, together with item i + 1's
+  // reduction. o is double-buffered by item parity; the partial sums and
+  // the statistics need one buffer (each is rewritten only after a barrier
+  // that follows its last read).
+  bool pending = false;     // the previous item's output is still to be written
+  int64_t pending_out = 0;  // its first element in out
   for (int i = 0;; ++i) {
     const int item = blockIdx.x + i * gridDim.x;
-    if (item >= items) break;
-    const int seq = item / heads, head = item % heads, stage = i % stages;
-    const int slot = slots[seq];
-    const bool valid = slot >= 0 && slot < pool.slots;
-    const float gamma = gammas[head];
-    const Inputs in = next;
-    load_inputs(i + 1, next);
-    const float(&qf)[kMaxStreamRows] = in.qf;
-    const float(&kf)[kMaxStreamRows] = in.kf;
-    const float(&v_reg)[kVec] = in.v_reg;
+    const bool present = item < items;  // uniform over the block
+    if (!present && !pending) break;
+    bool valid = false;
+    int64_t out_offset = 0;
+    if (present) {
+      const int seq = item / heads, head = item % heads, stage = i % stages;
+      const int slot = slots[seq];
+      valid = slot >= 0 && slot < pool.slots;
+      out_offset = static_cast<int64_t>(seq) * heads * dv + static_cast<int64_t>(head) * dv;
+      const float gamma = gammas[head];
+      const Inputs in = next;
+      load_inputs(i + 1, next);
+      const float(&qf)[kMaxStreamRows] = in.qf;
+      const float(&kf)[kMaxStreamRows] = in.kf;
+      const float(&v_reg)[kVec] = in.v_reg;
+      v_out = in.v_out;
 
-    MbarrierWait(&barriers[stage], static_cast<unsigned>((i / stages) & 1));
-    if (valid) {  // uniform over the block
-      StateT* staged = buffer(stage);
-      StateT* state = pool.data + StateOffset(pool, slot, heads, head, f_dim, dv);  // [F, Dv]
-      if (slot != loaded_slot[stage]) {  // never under the launch rules
-        const int64_t vectors = layout.item_bytes / 16;
-        for (int64_t j = threadIdx.x; j < vectors; j += blockDim.x) {
-          reinterpret_cast<uint4*>(staged)[j] = reinterpret_cast<const uint4*>(state)[j];
+      MbarrierWait(&barriers[stage], static_cast<unsigned>((i / stages) & 1));
+      if (valid) {  // uniform over the block
+        StateT* staged = buffer(stage);
+        StateT* state = pool.data + StateOffset(pool, slot, heads, head, f_dim, dv);  // [F, Dv]
+        if (slot != loaded_slot[stage]) {                                             // never under the launch rules
+          const int64_t vectors = layout.item_bytes / 16;
+          for (int64_t j = threadIdx.x; j < vectors; j += blockDim.x) {
+            reinterpret_cast<uint4*>(staged)[j] = reinterpret_cast<const uint4*>(state)[j];
+          }
+          FenceProxyAsyncShared();  // before the copy that later refills this buffer
+          __syncthreads();
         }
-        FenceProxyAsyncShared();  // before the copy that later refills this buffer
-        __syncthreads();
-      }
-      float acc[kVec];
+        float acc[kVec];
 #pragma unroll
-      for (int c = 0; c < kVec; ++c) acc[c] = 0.0f;
-      float qk = 0.0f;
-      // All rows from shared memory first, so that no load waits behind a
-      // global store the compiler cannot prove disjoint.
-      PackedT<StateT, kVec> raw[kMaxStreamRows];
+        for (int c = 0; c < kVec; ++c) acc[c] = 0.0f;
+        float qk = 0.0f;
+        // All rows from shared memory first, so that no load waits behind a
+        // global store the compiler cannot prove disjoint.
+        PackedT<StateT, kVec> raw[kMaxStreamRows];
 #pragma unroll
-      for (int r = 0; r < kMaxStreamRows; ++r) {
-        const int f = ty + r * Tile::kTy;
-        raw[r] = ZeroPacked<StateT, kVec>();
-        if (f < f_dim && has_cols) {
-          raw[r] = *reinterpret_cast<const PackedT<StateT, kVec>*>(staged + static_cast<int64_t>(f) * dv + col);
-        }
-      }
-#pragma unroll
-      for (int r = 0; r < kMaxStreamRows; ++r) {
-        const int f = ty + r * Tile::kTy;
-        if (f < f_dim) {
-          qk = fmaf(qf[r], kf[r], qk);
-          if (has_cols) {
-            float p[kVec];
-            Unpack<StateT, kVec>(raw[r], p);
-#pragma unroll
-            for (int c = 0; c < kVec; ++c) {
-              acc[c] = fmaf(qf[r], p[c], acc[c]);
-              p[c] = gamma * fmaf(kf[r], v_reg[c], p[c]);
-            }
-            StoreStreaming<StateT, kVec>(state + static_cast<int64_t>(f) * dv + col, p);
+        for (int r = 0; r < kMaxStreamRows; ++r) {
+          const int f = ty + r * Tile::kTy;
+          raw[r] = ZeroPacked<StateT, kVec>();
+          if (f < f_dim && has_cols) {
+            raw[r] = *reinterpret_cast<const PackedT<StateT, kVec>*>(staged + static_cast<int64_t>(f) * dv + col);
           }
         }
-      }
-      float* my_partial = partial_o + static_cast<int64_t>(tile) * Tile::kTy * Tile::kCols;
 #pragma unroll
-      for (int c = 0; c < kVec; ++c) my_partial[ty * Tile::kCols + tx * kVec + c] = acc[c];
-      if (tx == 0) partial_qk[tile * Tile::kTy + ty] = qk;
+        for (int r = 0; r < kMaxStreamRows; ++r) {
+          const int f = ty + r * Tile::kTy;
+          if (f < f_dim) {
+            qk = fmaf(qf[r], kf[r], qk);
+            if (has_cols) {
+              float p[kVec];
+              Unpack<StateT, kVec>(raw[r], p);
+#pragma unroll
+              for (int c = 0; c < kVec; ++c) {
+                acc[c] = fmaf(qf[r], p[c], acc[c]);
+                p[c] = gamma * fmaf(kf[r], v_reg[c], p[c]);
+              }
+              StoreStreaming<StateT, kVec>(state + static_cast<int64_t>(f) * dv + col, p);
+            }
+          }
+        }
+        float* my_partial = partial_o + static_cast<int64_t>(tile) * Tile::kTy * Tile::kCols;
+#pragma unroll
+        for (int c = 0; c < kVec; ++c) my_partial[ty * Tile::kCols + tx * kVec + c] = acc[c];
+        if (tx == 0) partial_qk[tile * Tile::kTy + ty] = qk;
+      }
     }
-    __syncthreads();  // the buffer is read; the partial sums are written
-    if (threadIdx.x == 0) {
+    __syncthreads();  // S1: item i's buffer is read and its partial sums written; item i − 1's statistics written
+    if (present && threadIdx.x == 0) {
       // Refill the buffer just read with the head `stages` items on.
       FenceProxyAsyncShared();
       issue(i + stages);
     }
-    if (!valid) continue;  // uniform: nothing more for this item
-
     if (local < Tile::kCols) {
       const int c = tile * Tile::kCols + local;
-      const float* my_partial = partial_o + static_cast<int64_t>(tile) * Tile::kTy * Tile::kCols;
-      float o = 0.0f, qk_sum = 0.0f;
+      if (pending && c < dv) {
+        const float* o_prev = o_all + ((i - 1) & 1) * o_stride;
+        out[pending_out + c] = __float2bfloat16_rn((o_prev[c] - stats[0]) * stats[1]);
+      }
+      if (valid) {
+        const float* my_partial = partial_o + static_cast<int64_t>(tile) * Tile::kTy * Tile::kCols;
+        float o = 0.0f, qk_sum = 0.0f;
 #pragma unroll 8
-      for (int y = 0; y < Tile::kTy; ++y) o += my_partial[y * Tile::kCols + local];
+        for (int y = 0; y < Tile::kTy; ++y) o += my_partial[y * Tile::kCols + local];
 #pragma unroll 8
-      for (int y = 0; y < Tile::kTy; ++y) qk_sum += partial_qk[tile * Tile::kTy + y];
-      o_all[c] = c < dv ? fmaf(qk_sum, in.v_out, o) : 0.0f;
-    }
-    __syncthreads();
-    if (threadIdx.x < 32) HeadNormStats(threadIdx.x, dv, [&](int c) { return o_all[c]; }, stats);
-    __syncthreads();
-    if (local < Tile::kCols) {
-      const int c = tile * Tile::kCols + local;
-      if (c < dv) {
-        out[static_cast<int64_t>(seq) * heads * dv + static_cast<int64_t>(head) * dv + c] =
-            __float2bfloat16_rn((o_all[c] - stats[0]) * stats[1]);
+        for (int y = 0; y < Tile::kTy; ++y) qk_sum += partial_qk[tile * Tile::kTy + y];
+        o_all[(i & 1) * o_stride + c] = c < dv ? fmaf(qk_sum, v_out, o) : 0.0f;
       }
     }
+    if (!present) break;  // the last item's output is written
+    __syncthreads();      // S2: item i's o is complete
+    if (valid && threadIdx.x < 32) {
+      const float* o_cur = o_all + (i & 1) * o_stride;
+      HeadNormStats(
+          threadIdx.x, dv, [&](int c) { return o_cur[c]; }, stats);
+    }
+    pending = valid;
+    pending_out = out_offset;
   }
 }
 
@@ -606,8 +629,8 @@ StreamLayout PlanStream(const AttentionDims& dims, int n, int max_shared_bytes) 
 template <typename StateT, int kVec>
 absl::Status LaunchStream(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
                           int64_t v_stride, const float* gammas, const int32_t* slots, int n,
-                          const StatePoolLayer<StateT>& state, const StreamLayout& layout, int sms,
-                          __nv_bfloat16* out, cudaStream_t stream) {
+                          const StatePoolLayer<StateT>& state, const StreamLayout& layout, int sms, __nv_bfloat16* out,
+                          cudaStream_t stream) {
   auto* kernel = &RecurrentAttentionStreamKernel<StateT, kVec>;
   const int shared_bytes = static_cast<int>(layout.total());
   CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
@@ -670,14 +693,12 @@ absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k
     bool stream_kernel = which == DecodeAttentionKernel::kStream;
     if (which == DecodeAttentionKernel::kAuto) {
       const int env_min_batch = EnvStreamMinBatch();
-      stream_kernel = env_min_batch >= 0 ? n >= env_min_batch
-                                         : int64_t{n} * dims.heads >= kStreamMinItemsPerSm * sms;
+      stream_kernel = env_min_batch >= 0 ? n >= env_min_batch : int64_t{n} * dims.heads >= kStreamMinItemsPerSm * sms;
     }
     if (stream_kernel) {
       const StreamLayout layout = PlanStream<StateT, kVec>(dims, n, max_shared);
       if (layout.stages > 0) {
-        return LaunchStream<StateT, kVec>(dims, q, k, v, v_stride, gammas, slots, n, state, layout, sms, out,
-                                          stream);
+        return LaunchStream<StateT, kVec>(dims, q, k, v, v_stride, gammas, slots, n, state, layout, sms, out, stream);
       }
     }
   }
