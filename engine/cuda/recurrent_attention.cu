@@ -9,8 +9,10 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/attention_common.cuh"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/device_limits.h"
 #include "engine/cuda/programmatic_launch.cuh"
 #include "engine/cuda/recurrent_attention.h"
+#include "engine/util/status_macros.h"
 
 namespace supra::cuda {
 namespace {
@@ -633,7 +635,7 @@ absl::Status LaunchStream(const AttentionDims& dims, const float* q, const float
                           cudaStream_t stream) {
   auto* kernel = &RecurrentAttentionStreamKernel<StateT, kVec>;
   const int shared_bytes = static_cast<int>(layout.total());
-  CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
+  RETURN_IF_ERROR(EnsureDynamicSharedMemory(reinterpret_cast<const void*>(kernel), shared_bytes));
   const int64_t items = int64_t{n} * dims.heads;
   cudaLaunchAttribute attribute = ProgrammaticLaunchAttribute();
   cudaLaunchConfig_t config = {};
@@ -686,10 +688,8 @@ absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k
     return LaunchCluster<StateT, 1>(dims, q, k, v, v_stride, gammas, slots, n, state, out, stream);
   }
   if (which != DecodeAttentionKernel::kCluster) {
-    int device = 0, sms = 0, max_shared = 0;
-    CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-    CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    ASSIGN_OR_RETURN(const DeviceLimits limits, CurrentDeviceLimits());
+    const int sms = limits.sms, max_shared = limits.max_shared_per_block;
     bool stream_kernel = which == DecodeAttentionKernel::kStream;
     if (which == DecodeAttentionKernel::kAuto) {
       const int env_min_batch = EnvStreamMinBatch();

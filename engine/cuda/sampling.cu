@@ -31,16 +31,17 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/device_limits.h"
 #include "engine/cuda/sampling.h"
 #include "engine/cuda/sampling_block.cuh"
 #include "engine/cuda/sampling_select.cuh"
 #include "engine/sampling/philox.h"
+#include "engine/util/status_macros.h"
 
 namespace supra::cuda {
 namespace sampling_detail {
@@ -423,30 +424,17 @@ absl::Status LaunchSample(const float* logits, int64_t n, int64_t vocab, const D
     return absl::InvalidArgumentError(
         absl::StrCat("LaunchSample: workspace of ", workspace_bytes, " bytes, need ", SampleWorkspaceBytes(n, vocab)));
   }
-  // Per device, once: the SM count, and the opt-in to the dynamic shared memory
-  // (static and dynamic together beyond 48 KiB need it).
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> sm_counts[kMaxDevices] = {};
-  static std::atomic<int> opted_in[kMaxDevices] = {};
-  int device = 0;
-  CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  const bool cached = device >= 0 && device < kMaxDevices;
-  int sms = cached ? sm_counts[device].load(std::memory_order_relaxed) : 0;
-  if (sms == 0) {
-    CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    if (cached) sm_counts[device].store(sms, std::memory_order_relaxed);
-  }
+  ASSIGN_OR_RETURN(const DeviceLimits limits, CurrentDeviceLimits());
+  const int sms = limits.sms;
   const int blocks = sampling_detail::ClusterBlocks(n, vocab, sms);
   if (n * blocks > INT32_MAX) {
     return absl::InvalidArgumentError(absl::StrCat("LaunchSample: ", n, " rows of ", blocks, " blocks"));
   }
   const int slice = sampling_detail::SliceLength(vocab, blocks);
   const int shared_bytes = sampling_detail::DynamicSharedBytes(slice);
-  if (!cached || opted_in[device].load(std::memory_order_relaxed) < shared_bytes) {
-    CUDA_RETURN_IF_ERROR(
-        cudaFuncSetAttribute(sampling_detail::SampleKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
-    if (cached) opted_in[device].store(shared_bytes, std::memory_order_relaxed);
-  }
+  // Static and dynamic shared memory together beyond 48 KiB need the opt-in.
+  RETURN_IF_ERROR(
+      EnsureDynamicSharedMemory(reinterpret_cast<const void*>(sampling_detail::SampleKernel), shared_bytes));
   cudaLaunchAttribute cluster{};
   cluster.id = cudaLaunchAttributeClusterDimension;
   cluster.val.clusterDim.x = static_cast<unsigned>(blocks);
