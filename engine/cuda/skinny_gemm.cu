@@ -32,8 +32,6 @@
 // Epilogue. The accumulators go through shared memory ([kPadRows][132]
 // floats) so that y, partials and the accumulate reads are coalesced along
 // out.
-#include "engine/cuda/skinny_gemm.h"
-
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -43,7 +41,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/device_limits.h"
 #include "engine/cuda/programmatic_launch.cuh"
+#include "engine/cuda/skinny_gemm.h"
+#include "engine/util/status_macros.h"
 
 namespace supra::cuda {
 namespace {
@@ -197,8 +198,7 @@ __global__ void __launch_bounds__(kThreads) SkinnyGemmKernel(const SkinnyParams 
   // Copy assignment: thread tid moves chunk tid % 8 of rows tid / 8 + 16·j.
   // The swizzled chunk is the same for every j (16·j keeps r % 8).
   const int copy_row = tid / kChunksPerRow, copy_chunk = tid % kChunksPerRow;
-  const uint32_t copy_offset =
-      static_cast<uint32_t>(copy_row * kRowBytes + ((copy_chunk ^ (copy_row % 8)) * 16));
+  const uint32_t copy_offset = static_cast<uint32_t>(copy_row * kRowBytes + ((copy_chunk ^ (copy_row % 8)) * 16));
   const uint64_t policy = EvictFirstPolicy();
 
   auto copy_weights = [&](int step) {
@@ -381,9 +381,7 @@ __global__ void __launch_bounds__(kThreads) SkinnyGemmKernel(const SkinnyParams 
 template <typename OutT, int kPadRows>
 absl::Status LaunchPadded(const SkinnyParams& params, int64_t blocks, bool programmatic, cudaStream_t stream) {
   constexpr int kShared = SharedBytes<kPadRows>();
-  static const cudaError_t attribute = cudaFuncSetAttribute(
-      SkinnyGemmKernel<OutT, kPadRows>, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared);
-  CUDA_RETURN_IF_ERROR(attribute);
+  RETURN_IF_ERROR(EnsureDynamicSharedMemory(reinterpret_cast<const void*>(SkinnyGemmKernel<OutT, kPadRows>), kShared));
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(blocks));
   config.blockDim = dim3(kThreads);
@@ -425,10 +423,9 @@ absl::Status LaunchSkinnyGemm(const GemmOperands& op, void* workspace, size_t wo
   }
   if (op.n < 1 || op.n > kSkinnyGemmMaxRows || op.in < 1 || op.in > kMaxDim || op.out < 1 || op.out > kMaxDim ||
       op.x_stride < op.in || op.y_stride < op.out || op.x_stride > kMaxDim || op.y_stride > kMaxDim) {
-    return absl::InvalidArgumentError(absl::StrCat("LaunchSkinnyGemm: unsupported shape n=", op.n, " in=", op.in,
-                                                   " out=", op.out, " x_stride=", op.x_stride,
-                                                   " y_stride=", op.y_stride, " (n must be in [1, ",
-                                                   kSkinnyGemmMaxRows, "])"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "LaunchSkinnyGemm: unsupported shape n=", op.n, " in=", op.in, " out=", op.out, " x_stride=", op.x_stride,
+        " y_stride=", op.y_stride, " (n must be in [1, ", kSkinnyGemmMaxRows, "])"));
   }
   if (op.in % 8 != 0 || op.x_stride % 8 != 0 || !Aligned(op.x, 16) || !Aligned(op.w, 16)) {
     return absl::InvalidArgumentError(absl::StrCat("LaunchSkinnyGemm: needs in and x_stride multiples of 8 and ",
