@@ -1,0 +1,330 @@
+// skinny_gemm_bench: the decode projections at batches of 16, 32 and 64 rows
+// through LaunchSkinnyGemm and through cuBLAS (the cublasGemmEx call of
+// gemm.cc) side by side, against the weight-read floor (weight bytes / the
+// device-to-device copy bandwidth measured in the same run, read + write).
+//
+// The five Mistral-SUPRA projections that run on cuBLAS above n = 8, each with
+// the output dtype and accumulate mode the decoder uses. LaunchSkinnyGemm runs
+// three ways: its default (programmatic dependent launch, the first weight
+// stages copied before the grid-dependency wait), programmatic launch without
+// that prefetch, and serialised like cuBLAS. Each timing replays a CUDA graph
+// of many back-to-back launches (as the decoder's graphs do, so host launch
+// overhead is out of the picture) that rotates among enough copies of the
+// weights (≥ 256 MB in all) for every launch to read them from DRAM, not from
+// the 50-60 MB L2. A few seconds on an H200.
+//
+//   skinny_gemm_bench [--json PATH]
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "bench_check.h"
+#include "engine/cuda/skinny_gemm.h"
+
+namespace {
+
+#define CHECK_CUBLAS(expr)                                                                       \
+  do {                                                                                           \
+    const cublasStatus_t status_ = (expr);                                                       \
+    if (status_ != CUBLAS_STATUS_SUCCESS) {                                                      \
+      std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #expr, status_); \
+      std::exit(1);                                                                              \
+    }                                                                                            \
+  } while (0)
+
+struct Shape {
+  const char* name;
+  int64_t out, in;
+  bool y_bf16;      // the decoder's output dtype for this projection
+  bool accumulate;  // residual add into the fp32 stream
+};
+
+// Mistral-SUPRA (D = 4096, Hkv·F = 1024, FFN = 14336).
+constexpr Shape kShapes[] = {
+    {"out_proj", 4096, 4096, false, true},        {"feature_map_q", 4096, 4096, false, false},
+    {"in_proj", 6144, 4096, true, false},         {"w3", 4096, 14336, false, true},
+    {"feature_map_kv", 1024, 1024, false, false},
+};
+constexpr int kBatches[] = {16, 32, 64};
+constexpr int kMaxBatch = 64;
+
+constexpr size_t kRotationBytes = size_t{256} << 20;  // > 4 × the L2
+constexpr size_t kCopyBytes = size_t{2} << 30;        // the copy-bandwidth probe: 2 GiB read + 2 GiB written
+constexpr double kBytesPerReplay = 3e9;               // weights streamed per graph replay (~0.7 ms at 4.3 TB/s)
+constexpr int kWarmupReplays = 2;
+constexpr int kTimedReplays = 7;
+
+// Deterministic pseudo-random bf16 in [-1, 1): weights that are not zeros.
+__global__ void FillBf16(__nv_bfloat16* p, size_t count, uint32_t seed) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed ^ static_cast<uint32_t>(i >> 32) * 40503u;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    p[i] = __float2bfloat16(static_cast<float>(h >> 8) * (2.0f / 16777216.0f) - 1.0f);
+  }
+}
+
+void Fill(__nv_bfloat16* p, size_t count, uint32_t seed) {
+  FillBf16<<<1024, 256>>>(p, count, seed);
+  CHECK_CUDA(cudaGetLastError());
+}
+
+// Median milliseconds of one launch, from replays of a graph of `launches`.
+double TimeGraph(cudaStream_t stream, const std::function<void(int)>& launch, int launches) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < launches; ++i) launch(i);
+  CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
+  CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t start, stop;
+  CHECK_CUDA(cudaEventCreate(&start));
+  CHECK_CUDA(cudaEventCreate(&stop));
+  for (int i = 0; i < kWarmupReplays; ++i) CHECK_CUDA(cudaGraphLaunch(exec, stream));
+  std::vector<double> ms;
+  for (int i = 0; i < kTimedReplays; ++i) {
+    CHECK_CUDA(cudaEventRecord(start, stream));
+    CHECK_CUDA(cudaGraphLaunch(exec, stream));
+    CHECK_CUDA(cudaEventRecord(stop, stream));
+    CHECK_CUDA(cudaEventSynchronize(stop));
+    float elapsed = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&elapsed, start, stop));
+    ms.push_back(elapsed);
+  }
+  CHECK_CUDA(cudaEventDestroy(start));
+  CHECK_CUDA(cudaEventDestroy(stop));
+  CHECK_CUDA(cudaGraphExecDestroy(exec));
+  CHECK_CUDA(cudaGraphDestroy(graph));
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2] / launches;
+}
+
+// Device-to-device copy bandwidth in GB/s, counting bytes read and written;
+// the best of several 2 GiB copies.
+double CopyBandwidth(cudaStream_t stream) {
+  void *src = nullptr, *dst = nullptr;
+  CHECK_CUDA(cudaMalloc(&src, kCopyBytes));
+  CHECK_CUDA(cudaMalloc(&dst, kCopyBytes));
+  Fill(static_cast<__nv_bfloat16*>(src), kCopyBytes / 2, 7);
+  cudaEvent_t start, stop;
+  CHECK_CUDA(cudaEventCreate(&start));
+  CHECK_CUDA(cudaEventCreate(&stop));
+  CHECK_CUDA(cudaMemcpyAsync(dst, src, kCopyBytes, cudaMemcpyDeviceToDevice, stream));
+  double best_ms = 1e30;
+  for (int i = 0; i < 5; ++i) {
+    CHECK_CUDA(cudaEventRecord(start, stream));
+    CHECK_CUDA(cudaMemcpyAsync(dst, src, kCopyBytes, cudaMemcpyDeviceToDevice, stream));
+    CHECK_CUDA(cudaEventRecord(stop, stream));
+    CHECK_CUDA(cudaEventSynchronize(stop));
+    float elapsed = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&elapsed, start, stop));
+    best_ms = std::min<double>(best_ms, elapsed);
+  }
+  CHECK_CUDA(cudaEventDestroy(start));
+  CHECK_CUDA(cudaEventDestroy(stop));
+  CHECK_CUDA(cudaFree(src));
+  CHECK_CUDA(cudaFree(dst));
+  return 2.0 * static_cast<double>(kCopyBytes) / (best_ms * 1e-3) / 1e9;
+}
+
+float Bf16ToFloat(uint16_t bits) {
+  const uint32_t word = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &word, sizeof f);
+  return f;
+}
+
+// y[n, out] as floats.
+std::vector<float> ReadOutput(const void* y, bool bf16, int64_t n, int64_t out) {
+  const int64_t count = n * out;
+  std::vector<float> values(count);
+  if (bf16) {
+    std::vector<uint16_t> raw(count);
+    CHECK_CUDA(cudaMemcpy(raw.data(), y, count * 2, cudaMemcpyDeviceToHost));
+    for (int64_t i = 0; i < count; ++i) values[i] = Bf16ToFloat(raw[i]);
+  } else {
+    CHECK_CUDA(cudaMemcpy(values.data(), y, count * 4, cudaMemcpyDeviceToHost));
+  }
+  return values;
+}
+
+double RelativeMaxDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
+    ref = std::max(ref, std::abs(static_cast<double>(b[i])));
+  }
+  return ref > 0 ? diff / ref : diff;
+}
+
+struct Result {
+  Shape shape;
+  int n;
+  double skinny_us, no_prefetch_us, serial_us, cublas_us, floor_us;
+  double check;  // max |skinny − cuBLAS| / max |cuBLAS|, one launch, y = (no accumulate)
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* json_path = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+      json_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: %s [--json PATH]\n", argv[0]);
+      return 2;
+    }
+  }
+
+  cudaDeviceProp prop;
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  cudaStream_t stream;
+  CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const double copy_gbs = CopyBandwidth(stream);
+  std::printf("device: %s, %d SMs, L2 %d MB; device-to-device copy %.0f GB/s (read + write)\n", prop.name,
+              prop.multiProcessorCount, prop.l2CacheSize >> 20, copy_gbs);
+
+  int64_t max_in = 0, max_out = 0;
+  size_t pool_bytes = 0, skinny_workspace_bytes = 0;
+  for (const Shape& s : kShapes) {
+    max_in = std::max(max_in, s.in);
+    max_out = std::max(max_out, s.out);
+    const size_t bytes = static_cast<size_t>(s.out * s.in * 2);
+    const size_t copies = std::max<size_t>(1, (kRotationBytes + bytes - 1) / bytes);
+    pool_bytes = std::max(pool_bytes, copies * bytes);
+    skinny_workspace_bytes =
+        std::max(skinny_workspace_bytes, supra::cuda::SkinnyGemmWorkspaceBytes(kMaxBatch, s.in, s.out));
+  }
+  __nv_bfloat16 *pool = nullptr, *x = nullptr;
+  void *y = nullptr, *y_ref = nullptr, *workspace = nullptr, *skinny_workspace = nullptr;
+  constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;  // as gemm.cc
+  CHECK_CUDA(cudaMalloc(&pool, pool_bytes));
+  CHECK_CUDA(cudaMalloc(&x, kMaxBatch * max_in * 2));
+  CHECK_CUDA(cudaMalloc(&y, kMaxBatch * max_out * 4));
+  CHECK_CUDA(cudaMalloc(&y_ref, kMaxBatch * max_out * 4));
+  CHECK_CUDA(cudaMalloc(&workspace, kCublasWorkspaceBytes));
+  CHECK_CUDA(cudaMalloc(&skinny_workspace, std::max<size_t>(skinny_workspace_bytes, 1)));
+  CHECK_CUDA(cudaMemset(skinny_workspace, 0, std::max<size_t>(skinny_workspace_bytes, 1)));
+  CHECK_CUDA(cudaMemset(y, 0, kMaxBatch * max_out * 4));
+  Fill(pool, pool_bytes / 2, 1);
+  Fill(x, kMaxBatch * max_in, 2);
+
+  cublasHandle_t handle;
+  CHECK_CUBLAS(cublasCreate(&handle));
+  CHECK_CUBLAS(cublasSetStream(handle, stream));
+  CHECK_CUBLAS(cublasSetWorkspace(handle, workspace, kCublasWorkspaceBytes));
+  CHECK_CUBLAS(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
+
+  std::vector<Result> results;
+  for (const Shape& s : kShapes) {
+    const size_t bytes = static_cast<size_t>(s.out * s.in * 2);
+    const int copies = static_cast<int>(std::max<size_t>(1, (kRotationBytes + bytes - 1) / bytes));
+    const int launches = std::max(copies, static_cast<int>(std::ceil(kBytesPerReplay / static_cast<double>(bytes))));
+    auto weights = [&](int i) { return pool + static_cast<size_t>(i % copies) * (bytes / 2); };
+    const cudaDataType y_type = s.y_bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    const float alpha = 1.0f, beta = s.accumulate ? 1.0f : 0.0f;
+    for (const int n : kBatches) {
+      Result r{s, n, 0, 0, 0, 0, 0, 0};
+      auto skinny_with = [&](int i, const supra::cuda::SkinnyGemmOptions& options, bool accumulate) {
+        const supra::cuda::GemmOperands op{.x = x,
+                                           .x_stride = s.in,
+                                           .w = weights(i),
+                                           .y = y,
+                                           .y_stride = s.out,
+                                           .y_is_bf16 = s.y_bf16,
+                                           .accumulate = accumulate,
+                                           .n = n,
+                                           .in = s.in,
+                                           .out = s.out};
+        const absl::Status status =
+            supra::cuda::LaunchSkinnyGemm(op, skinny_workspace, skinny_workspace_bytes, stream, options);
+        if (!status.ok()) {
+          std::fprintf(stderr, "LaunchSkinnyGemm: %s\n", status.ToString().c_str());
+          std::exit(1);
+        }
+      };
+      auto skinny = [&](int i) { skinny_with(i, {}, s.accumulate); };
+      auto no_prefetch = [&](int i) { skinny_with(i, {.prefetch_weights = false}, s.accumulate); };
+      auto serial = [&](int i) { skinny_with(i, {.programmatic_launch = false}, s.accumulate); };
+      // yᵀ[out, n] (column-major, i.e. y[n, out] row-major) = W · xᵀ: gemm.cc's call.
+      auto cublas = [&](int i) {
+        CHECK_CUBLAS(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, s.out, n, s.in, &alpha, weights(i), CUDA_R_16BF,
+                                  s.in, x, CUDA_R_16BF, s.in, &beta, y, y_type, s.out, CUBLAS_COMPUTE_32F,
+                                  CUBLAS_GEMM_DEFAULT));
+      };
+      r.skinny_us = TimeGraph(stream, skinny, launches) * 1e3;
+      r.no_prefetch_us = TimeGraph(stream, no_prefetch, launches) * 1e3;
+      r.serial_us = TimeGraph(stream, serial, launches) * 1e3;
+      r.cublas_us = TimeGraph(stream, cublas, launches) * 1e3;
+      r.floor_us = static_cast<double>(bytes) / (copy_gbs * 1e9) * 1e6;
+
+      // One plain (non-accumulating) launch of each, compared.
+      skinny_with(0, {}, false);
+      const float zero = 0.0f;
+      CHECK_CUBLAS(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, s.out, n, s.in, &alpha, pool, CUDA_R_16BF, s.in, x,
+                                CUDA_R_16BF, s.in, &zero, y_ref, y_type, s.out, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT));
+      CHECK_CUDA(cudaStreamSynchronize(stream));
+      r.check = RelativeMaxDiff(ReadOutput(y, s.y_bf16, n, s.out), ReadOutput(y_ref, s.y_bf16, n, s.out));
+      results.push_back(r);
+    }
+  }
+
+  std::printf("\n%-15s %5s %5s %2s | %7s %6s | %8s %6s | %8s %8s | %8s %6s | %6s %8s\n", "shape", "out", "in", "n",
+              "floor", "", "skinny", "floor%", "no-pref", "serial", "cublas", "floor%", "speedup", "check");
+  for (const Result& r : results) {
+    std::printf("%-15s %5lld %5lld %2d | %7.2f %6s | %8.2f %5.1f%% | %8.2f %8.2f | %8.2f %5.1f%% | %5.2fx %8.1e\n",
+                r.shape.name, static_cast<long long>(r.shape.out), static_cast<long long>(r.shape.in), r.n, r.floor_us,
+                "", r.skinny_us, 100 * r.floor_us / r.skinny_us, r.no_prefetch_us, r.serial_us, r.cublas_us,
+                100 * r.floor_us / r.cublas_us, r.cublas_us / r.skinny_us, r.check);
+  }
+  std::printf(
+      "us per call. floor: weight bytes / copy bandwidth; skinny: LaunchSkinnyGemm (programmatic launch, weights "
+      "prefetched before the wait); no-pref: without that prefetch; serial: without programmatic launch; speedup: "
+      "cublas / skinny; check: max |skinny - cuBLAS| / max |cuBLAS|\n");
+
+  if (json_path != nullptr) {
+    FILE* f = std::fopen(json_path, "w");
+    if (f == nullptr) {
+      std::perror(json_path);
+      return 1;
+    }
+    std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"copy_gbs\": %.1f,\n  \"results\": [\n", prop.name, copy_gbs);
+    for (size_t i = 0; i < results.size(); ++i) {
+      const Result& r = results[i];
+      std::fprintf(
+          f,
+          "    {\"shape\": \"%s\", \"out\": %lld, \"in\": %lld, \"n\": %d, \"y_bf16\": %s, \"accumulate\": %s, "
+          "\"floor_us\": %.3f, \"skinny_us\": %.3f, \"skinny_no_prefetch_us\": %.3f, "
+          "\"skinny_serial_us\": %.3f, \"cublas_us\": %.3f, \"check\": %.3e}%s\n",
+          r.shape.name, static_cast<long long>(r.shape.out), static_cast<long long>(r.shape.in), r.n,
+          r.shape.y_bf16 ? "true" : "false", r.shape.accumulate ? "true" : "false", r.floor_us, r.skinny_us,
+          r.no_prefetch_us, r.serial_us, r.cublas_us, r.check, i + 1 < results.size() ? "," : "");
+    }
+    std::fprintf(f, "  ]\n}\n");
+    std::fclose(f);
+  }
+
+  CHECK_CUBLAS(cublasDestroy(handle));
+  CHECK_CUDA(cudaFree(pool));
+  CHECK_CUDA(cudaFree(x));
+  CHECK_CUDA(cudaFree(y));
+  CHECK_CUDA(cudaFree(y_ref));
+  CHECK_CUDA(cudaFree(workspace));
+  CHECK_CUDA(cudaFree(skinny_workspace));
+  CHECK_CUDA(cudaStreamDestroy(stream));
+  return 0;
+}
