@@ -198,26 +198,22 @@ int main(int argc, char** argv) {
               prop.multiProcessorCount, prop.l2CacheSize >> 20, copy_gbs);
 
   int64_t max_in = 0, max_out = 0;
-  size_t pool_bytes = 0, skinny_workspace_bytes = 0;
+  size_t pool_bytes = 0;
   for (const Shape& s : kShapes) {
     max_in = std::max(max_in, s.in);
     max_out = std::max(max_out, s.out);
     const size_t bytes = static_cast<size_t>(s.out * s.in * 2);
     const size_t copies = std::max<size_t>(1, (kRotationBytes + bytes - 1) / bytes);
     pool_bytes = std::max(pool_bytes, copies * bytes);
-    skinny_workspace_bytes =
-        std::max(skinny_workspace_bytes, supra::cuda::SkinnyGemmWorkspaceBytes(kMaxBatch, s.in, s.out));
   }
   __nv_bfloat16 *pool = nullptr, *x = nullptr;
-  void *y = nullptr, *y_ref = nullptr, *workspace = nullptr, *skinny_workspace = nullptr;
+  void *y = nullptr, *y_ref = nullptr, *workspace = nullptr;
   constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;  // as gemm.cc
   CHECK_CUDA(cudaMalloc(&pool, pool_bytes));
   CHECK_CUDA(cudaMalloc(&x, kMaxBatch * max_in * 2));
   CHECK_CUDA(cudaMalloc(&y, kMaxBatch * max_out * 4));
   CHECK_CUDA(cudaMalloc(&y_ref, kMaxBatch * max_out * 4));
   CHECK_CUDA(cudaMalloc(&workspace, kCublasWorkspaceBytes));
-  CHECK_CUDA(cudaMalloc(&skinny_workspace, std::max<size_t>(skinny_workspace_bytes, 1)));
-  CHECK_CUDA(cudaMemset(skinny_workspace, 0, std::max<size_t>(skinny_workspace_bytes, 1)));
   CHECK_CUDA(cudaMemset(y, 0, kMaxBatch * max_out * 4));
   Fill(pool, pool_bytes / 2, 1);
   Fill(x, kMaxBatch * max_in, 2);
@@ -249,8 +245,7 @@ int main(int argc, char** argv) {
                                            .n = n,
                                            .in = s.in,
                                            .out = s.out};
-        const absl::Status status =
-            supra::cuda::LaunchSkinnyGemm(op, skinny_workspace, skinny_workspace_bytes, stream, options);
+        const absl::Status status = supra::cuda::LaunchSkinnyGemm(op, stream, options);
         if (!status.ok()) {
           std::fprintf(stderr, "LaunchSkinnyGemm: %s\n", status.ToString().c_str());
           std::exit(1);
@@ -324,7 +319,6 @@ int main(int argc, char** argv) {
   CHECK_CUDA(cudaFree(y));
   CHECK_CUDA(cudaFree(y_ref));
   CHECK_CUDA(cudaFree(workspace));
-  CHECK_CUDA(cudaFree(skinny_workspace));
   CHECK_CUDA(cudaStreamDestroy(stream));
   return 0;
 }

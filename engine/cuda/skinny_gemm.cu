@@ -21,17 +21,21 @@
 // out = 4096, n = 64).
 //
 // Split-K. With fewer than ~264 row tiles (two blocks per SM on 132 SMs) K
-// is cut into slices so that tiles · slices ≤ 264 (each slice ≥ 2 k-steps);
-// the rule reads only in and out. Every block of a split tile writes its fp32
-// partial tile [n, 128] to the workspace, then bumps the tile's counter
-// (fence, barrier, atom.acq_rel.gpu); the block that arrives last sums the
-// slices in index order (deterministic), applies the epilogue, resets the
-// counter to 0 for the next launch and discards the partials' L2 lines
-// (discard.global.L2) so that they are never written back to DRAM.
+// is cut into S slices (S a power of two ≤ 8, tiles · S ≤ 264, each slice ≥
+// 2 k-steps; the rule reads only in and out). The S blocks of a row tile form
+// one thread-block cluster: after the main loop each holds its fp32 partial
+// tile in shared memory, the cluster synchronises, and block q sums 1/S of
+// the tile over the S blocks' shared memory (distributed shared memory), in
+// slice order 0..S−1 (deterministic), applies the epilogue and stores; a
+// second cluster barrier keeps every block's shared memory alive until all
+// have read it. No workspace, no counters, no atomics, and the reduction is
+// spread over all S blocks (a last-block reduction would leave 1 SM of S
+// reading S·n·512 bytes from L2 at the end).
 //
 // Epilogue. The accumulators go through shared memory ([kPadRows][132]
-// floats) so that y, partials and the accumulate reads are coalesced along
-// out.
+// floats), where the cluster reads them, so that the stores of y (and the
+// accumulate reads) are coalesced along out.
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -60,8 +64,8 @@ constexpr int kWeightStageBytes = kBlockRows * kRowBytes;
 constexpr int kStagingStride = kBlockRows + 4;  // floats; keeps the fragment stores conflict-free
 constexpr int kTargetBlocks = 264;              // 2 blocks on each of an H200's 132 SMs
 constexpr int kMinStepsPerSlice = 2;
+constexpr int kMaxSplits = 8;  // the portable cluster size
 constexpr int64_t kMaxDim = int64_t{1} << 30;
-constexpr size_t kWorkspaceAlignment = 128;  // whole L2 lines for discard.global.L2
 
 struct SkinnyParams {
   const __nv_bfloat16* x;  // [n, in], row stride x_stride
@@ -69,11 +73,9 @@ struct SkinnyParams {
   const __nv_bfloat16* w;  // [out, in], contiguous
   void* y;                 // [n, out], row stride y_stride; OutT
   int64_t y_stride;
-  unsigned* counters;  // [tiles], zero between launches (split-K only)
-  float* partials;     // [tiles, splits, n, kBlockRows], fp32 (split-K only)
   int n, in, out;
-  int splits;           // K slices
-  int steps_per_slice;  // k-steps of kStepK per slice (the last may have fewer)
+  int splits;           // K slices = blocks per cluster (1, 2, 4 or 8)
+  int steps_per_slice;  // k-steps of kStepK per slice (the last ones may have fewer, or none)
   bool accumulate;
   bool prefetch;  // copy the first weight stages before the grid-dependency wait
 };
@@ -87,17 +89,11 @@ struct Split {
 Split ChooseSplit(int64_t in, int64_t out, int requested) {
   const int64_t tiles = (out + kBlockRows - 1) / kBlockRows;
   const int64_t steps = (in + kStepK - 1) / kStepK;
-  int64_t splits = requested;
-  if (splits <= 0) splits = std::min<int64_t>(kTargetBlocks / tiles, steps / kMinStepsPerSlice);
-  splits = std::clamp<int64_t>(splits, 1, steps);
-  const int64_t per_slice = (steps + splits - 1) / splits;
-  // No empty slice: as many slices as per_slice-sized pieces cover K.
-  return Split{static_cast<int>((steps + per_slice - 1) / per_slice), static_cast<int>(per_slice)};
-}
-
-size_t CounterBytes(int64_t tiles) {
-  const size_t bytes = static_cast<size_t>(tiles) * sizeof(unsigned);
-  return (bytes + 255) / 256 * 256;
+  int64_t limit = requested > 0 ? requested : std::min<int64_t>(kTargetBlocks / tiles, steps / kMinStepsPerSlice);
+  limit = std::min<int64_t>(limit, std::min<int64_t>(kMaxSplits, steps));
+  int splits = 1;
+  while (2 * splits <= limit) splits *= 2;
+  return Split{splits, static_cast<int>((steps + splits - 1) / splits)};
 }
 
 __device__ __forceinline__ uint32_t SharedAddress(const void* p) {
@@ -143,19 +139,6 @@ __device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint3
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Arrival at a split tile's counter: returns the count before this one.
-// Release orders this block's partials (fenced by every thread, then a
-// barrier) before the count; acquire orders the last block's reads after it.
-__device__ __forceinline__ unsigned ArriveAtTile(unsigned* counter) {
-  unsigned previous;
-  asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], 1;" : "=r"(previous) : "l"(counter) : "memory");
-  return previous;
-}
-
-__device__ __forceinline__ void DiscardLine(const void* p) {
-  asm volatile("discard.global.L2 [%0], 128;" ::"l"(p) : "memory");
-}
-
 template <typename OutT>
 __device__ __forceinline__ void Store(OutT* p, float v, bool accumulate) {
   if constexpr (std::is_same_v<OutT, float>) {
@@ -182,7 +165,6 @@ template <typename OutT, int kPadRows>
 __global__ void __launch_bounds__(kThreads) SkinnyGemmKernel(const SkinnyParams p) {
   constexpr int kGroups = kPadRows / 16;  // ldmatrix.x4 of x: two n8 tiles each
   extern __shared__ __align__(128) unsigned char shared[];
-  __shared__ int is_last_block;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int lane = tid % 32, warp = tid / 32;
@@ -191,7 +173,8 @@ __global__ void __launch_bounds__(kThreads) SkinnyGemmKernel(const SkinnyParams 
   const int64_t row0 = static_cast<int64_t>(tile) * kBlockRows;
   const int total_steps = (p.in + kStepK - 1) / kStepK;
   const int first_step = slice * p.steps_per_slice;
-  const int steps = min(p.steps_per_slice, total_steps - first_step);  // ≥ 1 by ChooseSplit
+  // Trailing slices may be short or empty (then their partial tile is zero).
+  const int steps = max(0, min(p.steps_per_slice, total_steps - first_step));
 
   const uint32_t shared_base = SharedAddress(shared);
 
@@ -342,40 +325,43 @@ __global__ void __launch_bounds__(kThreads) SkinnyGemmKernel(const SkinnyParams 
     return;
   }
 
-  // Split-K: publish this slice's partial tile, then count arrivals.
-  const size_t tile_floats = static_cast<size_t>(elements) * p.splits;
-  float* tile_partials = p.partials + tile * tile_floats;
-  float* own = tile_partials + static_cast<size_t>(slice) * elements;
-  for (int e = tid; e < elements; e += kThreads) {
-    own[e] = staging[(e / kBlockRows) * kStagingStride + e % kBlockRows];
+  // Split-K: block `slice` of the cluster sums float4 units u = slice·128 +
+  // tid, + S·128, ... of the tile (unit u: column u / 32, rows 4·(u % 32) ..
+  // + 3) over the cluster's staging tiles, in slice order.
+  cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  cluster.sync();  // every block's staging tile is written (release/acquire)
+  const float* slices[kMaxSplits];
+#pragma unroll
+  for (int s = 0; s < kMaxSplits; ++s) {
+    slices[s] = cluster.map_shared_rank(staging, static_cast<unsigned>(s < p.splits ? s : 0));
   }
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) {
-    const unsigned previous = ArriveAtTile(p.counters + tile);
-    const bool last = previous == static_cast<unsigned>(p.splits - 1);
-    // Every slice has arrived: nobody else touches the counter in this launch.
-    if (last) p.counters[tile] = 0;
-    is_last_block = last ? 1 : 0;
+  const int units = p.n * (kBlockRows / 4);
+  for (int u = slice * kThreads + tid; u < units; u += p.splits * kThreads) {
+    const int col = u / (kBlockRows / 4), r = 4 * (u % (kBlockRows / 4));
+    const int offset = col * kStagingStride + r;  // 16-byte aligned: 132 floats a column
+    float4 v[kMaxSplits];
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s) {
+      if (s < p.splits) v[s] = *reinterpret_cast<const float4*>(slices[s] + offset);
+    }
+    float4 sum = v[0];
+#pragma unroll
+    for (int s = 1; s < kMaxSplits; ++s) {
+      if (s < p.splits) {
+        sum.x += v[s].x;
+        sum.y += v[s].y;
+        sum.z += v[s].z;
+        sum.w += v[s].w;
+      }
+    }
+    const float values[4] = {sum.x, sum.y, sum.z, sum.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t row = row0 + r + i;
+      if (row < p.out) Store(y + col * p.y_stride + row, values[i], p.accumulate);
+    }
   }
-  __syncthreads();
-  if (is_last_block == 0) return;
-  __threadfence();
-
-  // The last block: the slices in index order, then the epilogue. __ldcg
-  // reads L2 (the other blocks' partials were never in this SM's L1).
-  for (int e = tid; e < elements; e += kThreads) {
-    const int col = e / kBlockRows, r = e % kBlockRows;
-    const int64_t row = row0 + r;
-    if (row >= p.out) continue;
-    float sum = __ldcg(tile_partials + e);
-    for (int s = 1; s < p.splits; ++s) sum += __ldcg(tile_partials + static_cast<size_t>(s) * elements + e);
-    Store(y + col * p.y_stride + row, sum, p.accumulate);
-  }
-  __syncthreads();  // all reads of the partials are done
-  // The partials are dead: drop their L2 lines without writing them back.
-  const int lines = static_cast<int>(tile_floats * sizeof(float) / 128);
-  for (int i = tid; i < lines; i += kThreads) DiscardLine(tile_partials + static_cast<size_t>(i) * 32);
+  cluster.sync();  // no block leaves (freeing its shared memory) while others read it
 }
 
 template <typename OutT, int kPadRows>
@@ -387,9 +373,20 @@ absl::Status LaunchPadded(const SkinnyParams& params, int64_t blocks, bool progr
   config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = kShared;
   config.stream = stream;
-  cudaLaunchAttribute launch_attribute = ProgrammaticLaunchAttribute();
-  config.attrs = &launch_attribute;
-  config.numAttrs = programmatic ? 1 : 0;
+  // With split-K, the S slices of a row tile (consecutive blocks) are one
+  // cluster; without it, no cluster.
+  cudaLaunchAttribute attributes[2];
+  unsigned count = 0;
+  if (params.splits > 1) {
+    attributes[count].id = cudaLaunchAttributeClusterDimension;
+    attributes[count].val.clusterDim.x = static_cast<unsigned>(params.splits);
+    attributes[count].val.clusterDim.y = 1;
+    attributes[count].val.clusterDim.z = 1;
+    ++count;
+  }
+  if (programmatic) attributes[count++] = ProgrammaticLaunchAttribute();
+  config.attrs = attributes;
+  config.numAttrs = count;
   CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&config, SkinnyGemmKernel<OutT, kPadRows>, params));
   CUDA_RETURN_IF_LAUNCH_ERROR();
   return absl::OkStatus();
@@ -407,17 +404,7 @@ bool Aligned(const void* p, size_t alignment) { return reinterpret_cast<uintptr_
 
 }  // namespace
 
-size_t SkinnyGemmWorkspaceBytes(int64_t n, int64_t in, int64_t out, const SkinnyGemmOptions& options) {
-  if (n < 1 || in < 1 || out < 1 || in > kMaxDim || out > kMaxDim) return 0;
-  const Split split = ChooseSplit(in, out, options.split_k);
-  if (split.splits == 1) return 0;
-  const int64_t tiles = (out + kBlockRows - 1) / kBlockRows;
-  return CounterBytes(tiles) +
-         static_cast<size_t>(tiles) * split.splits * static_cast<size_t>(n) * kBlockRows * sizeof(float);
-}
-
-absl::Status LaunchSkinnyGemm(const GemmOperands& op, void* workspace, size_t workspace_bytes, cudaStream_t stream,
-                              const SkinnyGemmOptions& options) {
+absl::Status LaunchSkinnyGemm(const GemmOperands& op, cudaStream_t stream, const SkinnyGemmOptions& options) {
   if (op.x == nullptr || op.w == nullptr || op.y == nullptr) {
     return absl::InvalidArgumentError("LaunchSkinnyGemm: null x, w or y");
   }
@@ -437,30 +424,18 @@ absl::Status LaunchSkinnyGemm(const GemmOperands& op, void* workspace, size_t wo
   }
   const Split split = ChooseSplit(op.in, op.out, options.split_k);
   const int64_t tiles = (op.out + kBlockRows - 1) / kBlockRows;
-  SkinnyParams params{op.x,
-                      op.x_stride,
-                      op.w,
-                      op.y,
-                      op.y_stride,
-                      nullptr,
-                      nullptr,
-                      static_cast<int>(op.n),
-                      static_cast<int>(op.in),
-                      static_cast<int>(op.out),
-                      split.splits,
-                      split.steps_per_slice,
-                      op.accumulate,
-                      options.programmatic_launch && options.prefetch_weights};
-  if (split.splits > 1) {
-    const size_t needed = SkinnyGemmWorkspaceBytes(op.n, op.in, op.out, options);
-    if (workspace == nullptr || workspace_bytes < needed || !Aligned(workspace, kWorkspaceAlignment)) {
-      return absl::InvalidArgumentError(absl::StrCat("LaunchSkinnyGemm: split-K over ", split.splits,
-                                                     " slices needs a 128-byte aligned workspace of ", needed,
-                                                     " bytes (got ", workspace_bytes, ")"));
-    }
-    params.counters = static_cast<unsigned*>(workspace);
-    params.partials = reinterpret_cast<float*>(static_cast<unsigned char*>(workspace) + CounterBytes(tiles));
-  }
+  const SkinnyParams params{op.x,
+                            op.x_stride,
+                            op.w,
+                            op.y,
+                            op.y_stride,
+                            static_cast<int>(op.n),
+                            static_cast<int>(op.in),
+                            static_cast<int>(op.out),
+                            split.splits,
+                            split.steps_per_slice,
+                            op.accumulate,
+                            options.programmatic_launch && options.prefetch_weights};
   const int64_t blocks = tiles * split.splits;
   if (blocks > std::numeric_limits<int>::max()) {
     return absl::InvalidArgumentError(absl::StrCat("LaunchSkinnyGemm: too many blocks (", blocks, ")"));

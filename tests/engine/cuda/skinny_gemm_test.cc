@@ -3,7 +3,7 @@
 // projection shapes and odd ones, every epilogue (bf16 store, fp32 store,
 // fp32 accumulate), strided x and y, split-K automatic, off and forced,
 // determinism, batch invariance, CUDA-graph capture, chained launches with
-// programmatic launch, and argument errors.
+// programmatic launch, two streams at once, and argument errors.
 //
 // Tolerances (max |got − want| / max |want|), as for the GEMV kernel
 // (gemv_test.cc): fp32 y 1e-5 (the same exact products summed in fp32 in
@@ -91,22 +91,11 @@ struct Problem {
   }
 };
 
-// Device copies of a problem's operands and a zeroed workspace large enough
-// for every n and split this suite uses.
+// Device copies of a problem's operands.
 struct DeviceProblem {
   DeviceBuffer<__nv_bfloat16> x, w;
-  DeviceBuffer<uint8_t> workspace;
 
-  explicit DeviceProblem(const Problem& p) : x(UploadBf16(p.x)), w(UploadBf16(p.w)) {
-    size_t bytes = 0;
-    for (const int split : {0, 1, 2, 3, 5}) {
-      bytes = std::max(bytes, SkinnyGemmWorkspaceBytes(kRows, p.in, p.out, {.split_k = split}));
-    }
-    auto buffer = DeviceBuffer<uint8_t>::Allocate(std::max<size_t>(bytes, 1), "workspace");
-    EXPECT_TRUE(buffer.ok()) << buffer.status();
-    workspace = *std::move(buffer);
-    EXPECT_EQ(cudaMemset(workspace.data(), 0, workspace.bytes()), cudaSuccess);
-  }
+  explicit DeviceProblem(const Problem& p) : x(UploadBf16(p.x)), w(UploadBf16(p.w)) {}
 };
 
 struct Case {
@@ -156,8 +145,7 @@ std::vector<float> RunCase(const Problem& p, const DeviceProblem& d, Case c, int
   const std::vector<float> y_host = InitialY(p, c);
   auto launch = [&](void* y) {
     for (int i = 0; i < launches; ++i) {
-      const absl::Status status =
-          LaunchSkinnyGemm(Operands(p, d, c, y), d.workspace.data(), d.workspace.bytes(), stream, c.options);
+      const absl::Status status = LaunchSkinnyGemm(Operands(p, d, c, y), stream, c.options);
       EXPECT_TRUE(status.ok()) << status << " " << Describe(p, c);
     }
     EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
@@ -228,7 +216,8 @@ TEST(CudaSkinnyGemmTest, MistralShapes) {
 }
 
 // Shapes off the tile grid: out not a multiple of 128 (or below 16), in not
-// a multiple of 64, a single k-step, forced splits with an uneven last slice.
+// a multiple of 64, a single k-step, forced splits with uneven or empty
+// trailing slices (in = 264: 5 k-steps, 4 slices of 2, 2, 1, 0).
 TEST(CudaSkinnyGemmTest, OddShapes) {
   SUPRA_SKIP_WITHOUT_GPU();
   const std::pair<int64_t, int64_t> shapes[] = {
@@ -237,7 +226,7 @@ TEST(CudaSkinnyGemmTest, OddShapes) {
   };
   uint32_t seed = 500;
   for (const auto& [out, in] : shapes) {
-    CheckAll(Problem::Make(out, in, in, seed += 10), {0, 1, 3});
+    CheckAll(Problem::Make(out, in, in, seed += 10), {0, 1, 4});
   }
 }
 
@@ -307,8 +296,7 @@ TEST(CudaSkinnyGemmTest, BatchInvariant) {
 
 // Captured in a CUDA graph (no allocation or synchronisation in the launch)
 // and replayed three times: y0 + P + P + P, bit-identical to three eager
-// launches (which also shows that every launch leaves the split-K counters
-// ready for the next).
+// launches.
 TEST(CudaSkinnyGemmTest, GraphCapture) {
   SUPRA_SKIP_WITHOUT_GPU();
   const Problem p = Problem::Make(4096, 4096, 4096, 1200);
@@ -323,8 +311,7 @@ TEST(CudaSkinnyGemmTest, GraphCapture) {
     cudaGraph_t graph = nullptr;
     cudaGraphExec_t exec = nullptr;
     ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-    const absl::Status status =
-        LaunchSkinnyGemm(Operands(p, d, c, y.data()), d.workspace.data(), d.workspace.bytes(), stream, c.options);
+    const absl::Status status = LaunchSkinnyGemm(Operands(p, d, c, y.data()), stream, c.options);
     ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
     ASSERT_TRUE(status.ok()) << status;
     ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
@@ -343,10 +330,10 @@ TEST(CudaSkinnyGemmTest, GraphCapture) {
   EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
 }
 
-// Back-to-back launches where each reads what the one before wrote, sharing
-// one workspace (the decoder's pattern): with programmatic launch a kernel
+// Back-to-back launches where each reads what the one before wrote (the
+// decoder's pattern): with programmatic launch a kernel
 // starts before the previous one has finished, so reading x, y or the
-// workspace too early would show. y1 = bf16(x · W1ᵀ); y2 = y1 · W2ᵀ;
+// the other slices' shared memory too early would show. y1 = bf16(x · W1ᵀ); y2 = y1 · W2ᵀ;
 // y2 += y1 · W3ᵀ.
 TEST(CudaSkinnyGemmTest, ChainedLaunchesKeepStreamOrder) {
   SUPRA_SKIP_WITHOUT_GPU();
@@ -367,11 +354,6 @@ TEST(CudaSkinnyGemmTest, ChainedLaunchesKeepStreamOrder) {
   cpu::Linear(cpu::ConstMatrix{y1.data(), kRows, kMid, kMid}, cpu::ConstMatrix{w3.data(), kOut, kMid, kMid}, nullptr,
               cpu::Matrix{want.data(), kRows, kOut, kOut}, true, &Pool());
 
-  size_t bytes = std::max(SkinnyGemmWorkspaceBytes(kRows, kIn, kMid), SkinnyGemmWorkspaceBytes(kRows, kMid, kOut));
-  auto workspace = DeviceBuffer<uint8_t>::Allocate(bytes, "workspace");
-  ASSERT_TRUE(workspace.ok()) << workspace.status();
-  ASSERT_EQ(cudaMemset(workspace->data(), 0, bytes), cudaSuccess);
-
   cudaStream_t created = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking), cudaSuccess);
   for (const cudaStream_t stream : {cudaStream_t{nullptr}, created}) {
@@ -382,7 +364,7 @@ TEST(CudaSkinnyGemmTest, ChainedLaunchesKeepStreamOrder) {
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         const SkinnyGemmOptions options{.programmatic_launch = programmatic};
         auto run = [&](const GemmOperands& op) {
-          const absl::Status status = LaunchSkinnyGemm(op, workspace->data(), bytes, stream, options);
+          const absl::Status status = LaunchSkinnyGemm(op, stream, options);
           EXPECT_TRUE(status.ok()) << status;
         };
         run({.x = x_d.data(),
@@ -425,13 +407,32 @@ TEST(CudaSkinnyGemmTest, ChainedLaunchesKeepStreamOrder) {
   EXPECT_EQ(cudaStreamDestroy(created), cudaSuccess);
 }
 
-TEST(CudaSkinnyGemmTest, WorkspaceSize) {
-  // 4096 × 4096 splits K (32 row tiles); 32000 rows do not; the size grows with n.
-  EXPECT_GT(SkinnyGemmWorkspaceBytes(64, 4096, 4096), 0u);
-  EXPECT_GT(SkinnyGemmWorkspaceBytes(64, 4096, 4096), SkinnyGemmWorkspaceBytes(16, 4096, 4096));
-  EXPECT_EQ(SkinnyGemmWorkspaceBytes(64, 4096, 4096, {.split_k = 1}), 0u);
-  EXPECT_EQ(SkinnyGemmWorkspaceBytes(64, 4096, 32000), 0u);
-  EXPECT_EQ(SkinnyGemmWorkspaceBytes(0, 4096, 4096), 0u);
+// Launches on two streams may overlap (no shared workspace): both give the
+// bits of a launch alone.
+TEST(CudaSkinnyGemmTest, ConcurrentStreams) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  const Problem p = Problem::Make(4096, 4096, 4096, 1400);
+  const DeviceProblem d(p);
+  const Case c{.epilogue = Epilogue::kF32Store, .n = 64, .y_stride = p.out, .options = {}};
+  const std::vector<float> alone = RunCase(p, d, c);
+  cudaStream_t streams[2] = {nullptr, nullptr};
+  for (cudaStream_t& stream : streams)
+    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  std::vector<DeviceBuffer<float>> ys;
+  for (int i = 0; i < 2; ++i) ys.push_back(testing::PoisonedBuffer<float>(c.n * p.out));
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  for (int round = 0; round < 8; ++round) {
+    for (int i = 0; i < 2; ++i) {
+      const absl::Status status = LaunchSkinnyGemm(Operands(p, d, c, ys[i].data()), streams[i], c.options);
+      ASSERT_TRUE(status.ok()) << status;
+    }
+  }
+  for (int i = 0; i < 2; ++i) {
+    const std::vector<float> got = Download(ys[i]);
+    ASSERT_EQ(got.size(), alone.size());
+    EXPECT_EQ(std::memcmp(got.data(), alone.data(), alone.size() * sizeof(float)), 0) << "stream " << i;
+    EXPECT_EQ(cudaStreamDestroy(streams[i]), cudaSuccess);
+  }
 }
 
 // Bad arguments are refused before any launch (no device needed).
@@ -440,15 +441,8 @@ TEST(CudaSkinnyGemmTest, RejectsBadArguments) {
   const auto* x = reinterpret_cast<const __nv_bfloat16*>(uintptr_t{4096});
   const auto* w = reinterpret_cast<const __nv_bfloat16*>(uintptr_t{8192});
   void* y = reinterpret_cast<void*>(uintptr_t{16384});
-  void* workspace = reinterpret_cast<void*>(uintptr_t{1} << 20);
   const GemmOperands good{.x = x, .x_stride = 64, .w = w, .y = y, .y_stride = 32, .n = 16, .in = 64, .out = 32};
-  // A split launch: 4096 × 4096 with its workspace size.
-  const GemmOperands big{.x = x, .x_stride = 4096, .w = w, .y = y, .y_stride = 4096, .n = 64, .in = 4096, .out = 4096};
-  const size_t big_bytes = SkinnyGemmWorkspaceBytes(64, 4096, 4096);
-  auto code = [&](const GemmOperands& op, void* ws = nullptr, size_t ws_bytes = 0,
-                  const SkinnyGemmOptions& options = {.split_k = 1}) {
-    return LaunchSkinnyGemm(op, ws, ws_bytes, nullptr, options).code();
-  };
+  auto code = [&](const GemmOperands& op) { return LaunchSkinnyGemm(op, nullptr).code(); };
   auto with = [&](GemmOperands op, auto edit) {
     edit(op);
     return op;
@@ -481,11 +475,6 @@ TEST(CudaSkinnyGemmTest, RejectsBadArguments) {
             kInvalid);
   EXPECT_EQ(code(with(good, [](GemmOperands& o) { o.in = o.x_stride = int64_t{1} << 40; })), kInvalid);
   EXPECT_EQ(code(with(good, [](GemmOperands& o) { o.out = o.y_stride = int64_t{1} << 40; })), kInvalid);
-  // Split-K without a (large enough, aligned) workspace.
-  ASSERT_GT(big_bytes, 0u);
-  EXPECT_EQ(code(big, nullptr, big_bytes, {}), kInvalid);
-  EXPECT_EQ(code(big, workspace, big_bytes - 1, {}), kInvalid);
-  EXPECT_EQ(code(big, static_cast<uint8_t*>(workspace) + 16, big_bytes, {}), kInvalid);
 }
 
 }  // namespace
