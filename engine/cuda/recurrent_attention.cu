@@ -300,7 +300,9 @@ __global__ void __launch_bounds__(kThreads)
 // flight per SM while the block computes one; updated rows go straight to
 // global memory with streaming stores. GroupNorm statistics are a block
 // reduction: no cluster, no cluster barriers, no block launches after the
-// first wave, no tail of partly filled waves.
+// first wave, no tail of partly filled waves. The reduction of one item
+// overlaps the next item's update (two block barriers per item, not three:
+// see the loop), which took batch 64 from 90 to 78 µs a layer on the H200.
 //
 // Programmatic launch: the first `stages` copies (and the slots they need)
 // are issued before the wait, as in the cluster kernel; a buffer whose slot
