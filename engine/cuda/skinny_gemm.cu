@@ -127,7 +127,8 @@ __device__ __forceinline__ uint64_t EvictFirstPolicy() {
 __device__ __forceinline__ void LoadMatrices(uint32_t (&r)[4], uint32_t address) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
+               : "r"(address)
+               : "memory");
 }
 
 // d += A · B for one m16n8k16 (bf16 inputs, fp32 accumulation).
