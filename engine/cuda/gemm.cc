@@ -1,10 +1,13 @@
 #include "engine/cuda/gemm.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/gemv.h"
+#include "engine/cuda/skinny_gemm.h"
 #include "engine/cuda/swiglu.h"
 #include "engine/util/status_macros.h"
 
@@ -13,6 +16,17 @@ namespace {
 
 // cuBLAS needs a workspace it does not allocate itself during graph capture.
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+// SUPRA_GEMM_SKINNY_MAX_ROWS=N (for measurements): the skinny kernel up to
+// batch N, 0 for cuBLAS above the GEMV range. Read once.
+int EnvSkinnyMaxRows(int fallback) {
+  static const int rows = [] {
+    const char* value = std::getenv("SUPRA_GEMM_SKINNY_MAX_ROWS");
+    if (value == nullptr || *value == '\0') return -1;
+    return std::clamp(std::atoi(value), 0, static_cast<int>(kSkinnyGemmMaxRows));
+  }();
+  return rows >= 0 ? rows : fallback;
+}
 
 }  // namespace
 
@@ -34,6 +48,7 @@ absl::StatusOr<GemmRunner::Handle> GemmRunner::CreateHandle(cudaStream_t stream,
 absl::StatusOr<GemmRunner> GemmRunner::Create(cudaStream_t stream) {
   GemmRunner runner;
   runner.stream_ = stream;
+  runner.skinny_max_rows_ = EnvSkinnyMaxRows(runner.skinny_max_rows_);
   ASSIGN_OR_RETURN(runner.workspace_, DeviceBuffer<uint8_t>::Allocate(kWorkspaceBytes, "cuBLAS workspace"));
   ASSIGN_OR_RETURN(runner.handle_, CreateHandle(stream, runner.workspace_));
 
@@ -79,8 +94,8 @@ absl::Status GemmRunner::RunPair(const GemmOperands& first, const GemmOperands& 
   // Fork: the side stream starts after everything queued so far on stream_.
   CUDA_RETURN_IF_ERROR(cudaEventRecord(fork_.get(), stream_));
   CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(side_stream_.get(), fork_.get()));
-  const absl::Status side = Gemm(side_handle_.get(), second);
-  const absl::Status main = Gemm(handle_.get(), first);
+  const absl::Status side = Gemm(side_handle_.get(), side_stream_.get(), second);
+  const absl::Status main = Gemm(handle_.get(), stream_, first);
   // Join even after a failed GEMM: a capture with an unjoined branch cannot end.
   CUDA_RETURN_IF_ERROR(cudaEventRecord(join_.get(), side_stream_.get()));
   CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream_, join_.get()));
@@ -116,10 +131,11 @@ absl::Status GemmRunner::Run(const GemmOperands& op) {
     return LaunchGemv(op.x, op.x_stride, op.w, /*bias=*/nullptr, op.y, op.y_stride, op.y_is_bf16, op.n, op.in, op.out,
                       op.accumulate, stream_);
   }
-  return Gemm(handle_.get(), op);
+  return Gemm(handle_.get(), stream_, op);
 }
 
-absl::Status GemmRunner::Gemm(cublasHandle_t handle, const GemmOperands& op) {
+absl::Status GemmRunner::Gemm(cublasHandle_t handle, cudaStream_t stream, const GemmOperands& op) {
+  if (op.n <= skinny_max_rows_ && CheckSkinnyGemm(op).ok()) return LaunchSkinnyGemm(op, stream);
   // Row-major y[n, out] is column-major yᵀ[out, n] = W[out, in] · xᵀ[in, n]:
   // W row-major [out, in] is column-major [in, out] (lda = in), transposed.
   const float alpha = 1.0f;

@@ -1,8 +1,9 @@
 // The projections: y[n, out] (= or +=) x[n, in] · W[out, in]ᵀ with bf16 x and
 // W, fp32 accumulation and a bf16 or fp32 y, all row-major with row strides.
-// Small batches go to the own GEMV kernel (engine/cuda/gemv.h), which streams
-// the weights closer to the bandwidth limit than cuBLAS does at n ≤ 16;
-// larger ones to cuBLAS.
+// Three kernels by batch, each where it streams the weights fastest on the
+// H200: n ≤ 8 the own GEMV kernel (engine/cuda/gemv.h); 8 < n ≤ 64 the
+// tensor-core skinny GEMM (engine/cuda/skinny_gemm.h); larger batches, and
+// operands the skinny kernel does not take, cuBLAS.
 #ifndef SUPRA_ENGINE_CUDA_GEMM_H_
 #define SUPRA_ENGINE_CUDA_GEMM_H_
 
@@ -71,8 +72,12 @@ class GemmRunner {
   // order of the projection's sums.
   absl::Status RunSwiGlu(const SwiGluOperands& op);
 
-  // Largest n for which the GEMV kernel is used (0 disables it: cuBLAS only).
+  // Largest n for which the GEMV kernel is used (0 disables it).
   void set_gemv_max_rows(int rows) { gemv_max_rows_ = rows; }
+  // Largest n for which the skinny GEMM is used above the GEMV range (0
+  // disables it; at most kSkinnyGemmMaxRows). The environment variable
+  // SUPRA_GEMM_SKINNY_MAX_ROWS sets the initial value, for measurements.
+  void set_skinny_max_rows(int rows) { skinny_max_rows_ = rows; }
 
  private:
   struct HandleDeleter {
@@ -91,7 +96,9 @@ class GemmRunner {
   // A cuBLAS handle bound to `stream` with its own workspace (a handle's
   // workspace must not be shared by GEMMs that may run concurrently).
   static absl::StatusOr<Handle> CreateHandle(cudaStream_t stream, const DeviceBuffer<uint8_t>& workspace);
-  absl::Status Gemm(cublasHandle_t handle, const GemmOperands& op);
+  // One projection above the GEMV range on `stream`: the skinny GEMM where
+  // it applies, else cuBLAS through `handle` (bound to `stream`).
+  absl::Status Gemm(cublasHandle_t handle, cudaStream_t stream, const GemmOperands& op);
 
   // Members are destroyed in reverse order: handles before their streams.
   cudaStream_t stream_ = nullptr;  // not owned
@@ -102,6 +109,7 @@ class GemmRunner {
   Handle side_handle_;
   Event fork_, join_;
   int gemv_max_rows_ = 8;
+  int skinny_max_rows_ = 64;
 };
 
 }  // namespace supra::cuda

@@ -405,7 +405,7 @@ bool Aligned(const void* p, size_t alignment) { return reinterpret_cast<uintptr_
 
 }  // namespace
 
-absl::Status LaunchSkinnyGemm(const GemmOperands& op, cudaStream_t stream, const SkinnyGemmOptions& options) {
+absl::Status CheckSkinnyGemm(const GemmOperands& op) {
   if (op.x == nullptr || op.w == nullptr || op.y == nullptr) {
     return absl::InvalidArgumentError("LaunchSkinnyGemm: null x, w or y");
   }
@@ -423,6 +423,11 @@ absl::Status LaunchSkinnyGemm(const GemmOperands& op, cudaStream_t stream, const
   if (op.accumulate && op.y_is_bf16) {
     return absl::InvalidArgumentError("LaunchSkinnyGemm: accumulate needs an fp32 y");
   }
+  return absl::OkStatus();
+}
+
+absl::Status LaunchSkinnyGemm(const GemmOperands& op, cudaStream_t stream, const SkinnyGemmOptions& options) {
+  RETURN_IF_ERROR(CheckSkinnyGemm(op));
   const Split split = ChooseSplit(op.in, op.out, options.split_k);
   const int64_t tiles = (op.out + kBlockRows - 1) / kBlockRows;
   const SkinnyParams params{op.x,

@@ -41,10 +41,13 @@ struct SkinnyGemmOptions {
   bool prefetch_weights = true;
 };
 
-// Runs op on `stream`. INVALID_ARGUMENT, before any launch, for null
+// OK when the kernel takes op; else INVALID_ARGUMENT naming why: null
 // pointers, n outside [1, 128], in or out outside [1, 2^30], strides below
 // in / out, in or x_stride not a multiple of 8, x or W not 16-byte aligned,
-// or accumulate with a bf16 y; the caller then falls back to cuBLAS. y must
+// or accumulate with a bf16 y (the caller then uses cuBLAS).
+absl::Status CheckSkinnyGemm(const GemmOperands& op);
+
+// Runs op on `stream`; CheckSkinnyGemm's errors before any launch. y must
 // not overlap x or W. No workspace and no allocation: the launch can be
 // captured in a CUDA graph, and launches on different streams may overlap.
 absl::Status LaunchSkinnyGemm(const GemmOperands& op, cudaStream_t stream, const SkinnyGemmOptions& options = {});
