@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "engine/cuda/attention_common.cuh"
+#include "engine/cuda/chunked_attention_mma.cuh"
 #include "engine/cuda/chunked_attention_tc.h"
 #include "engine/cuda/cuda_status.h"
 
@@ -23,21 +24,6 @@ constexpr int kDecaySlots = 80;                // γ^t for t = 0..64, padded to 
 constexpr int kMaxTiles = kMaxAttentionValueDim / kTD;
 static_assert(kT == 64 && kTD == 32 && kThreads == 256, "the warp roles below assume these sizes");
 static_assert(kT * kTD / 8 == kThreads, "one 16-byte V copy per thread");
-
-// Row block (rows [16·rb, +16)) and column half of the scores and O per
-// warp, packed 4 bits (rb) and 1 bit (half) per warp. Warps w and w + 4 share
-// an SM sub-partition; the scores' work per role (3-mma tiles per feature
-// step, the diagonal skipped) is rb0: 4 + 2 (halves 0 + 1), rb1: 6 + 2,
-// rb2: 6 + 4, rb3: 6 + 6, so heavy roles are paired with light ones
-// (sums 8, 8, 10, 10 instead of up to 12 with w → (w / 2, w % 2)).
-constexpr uint32_t kWarpRowBlocks = 0x20102133u;  // w0..w7: 3 3 1 2 0 1 0 2
-constexpr uint32_t kWarpHalves = 0xB2u;           // w0..w7: 0 1 0 0 1 1 0 1
-constexpr bool WarpRolesAreABijection() {
-  uint32_t seen = 0;
-  for (int w = 0; w < 8; ++w) seen |= 1u << ((kWarpRowBlocks >> (4 * w) & 0xFu) * 2 + (kWarpHalves >> w & 1u));
-  return seen == 0xFFu;
-}
-static_assert(WarpRolesAreABijection(), "every (row block, half) role exactly once");
 
 // Byte offsets into the dynamic shared memory, each a multiple of 16. The two
 // buffers of Q, K̃ and V follow each other (buffer b at offset + b · bytes).
@@ -75,86 +61,6 @@ __host__ __device__ inline TcLayout MakeTcLayout(int f_dim) {
   l.stats = l.decay + kDecaySlots * 4;
   l.total = l.stats + 2 * 2 * kT * 8;
   return l;
-}
-
-// ---- 3xTF32 ----------------------------------------------------------------
-
-// x rounded to the nearest tf32 (ties away from zero), as the bits of an fp32
-// whose low 13 bits are zero.
-__device__ __forceinline__ uint32_t RoundTf32(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
-
-// x = hi + lo + O(2^-22 |x|), both exact tf32 values.
-__device__ __forceinline__ void SplitTf32(float x, uint32_t& hi, uint32_t& lo) {
-  hi = RoundTf32(x);
-  lo = RoundTf32(x - __uint_as_float(hi));  // the difference is exact in fp32
-}
-
-// A bf16 as the bits of the equal fp32 (an exact tf32).
-__device__ __forceinline__ uint32_t Bf16Bits(uint16_t b) { return static_cast<uint32_t>(b) << 16; }
-
-// d += a·b for one m16n8k8 tile. Fragments (g = lane / 4, t = lane % 4):
-// a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4);
-// b0 (k t, n g), b1 (k t + 4, n g); d0 (g, 2t), d1 (g, 2t + 1), d2 (g + 8, 2t), d3 (g + 8, 2t + 1).
-__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// d += a·b with both operands split: the two small products first.
-__device__ __forceinline__ void Mma3(float (&d)[4], const uint32_t (&ah)[4], const uint32_t (&al)[4], uint32_t bh0,
-                                     uint32_t bh1, uint32_t bl0, uint32_t bl1) {
-  Mma(d, al, bh0, bh1);
-  Mma(d, ah, bl0, bl1);
-  Mma(d, ah, bh0, bh1);
-}
-
-// d += a·b with b exact in tf32 (bf16 values).
-__device__ __forceinline__ void Mma2(float (&d)[4], const uint32_t (&ah)[4], const uint32_t (&al)[4], uint32_t b0,
-                                     uint32_t b1) {
-  Mma(d, al, b0, b1);
-  Mma(d, ah, b0, b1);
-}
-
-// ---- tile loads (barrier and cp.async wrappers: attention_common.cuh) -------
-
-// dst[i][f] = src[i][f] for i < len, f < F, zero for i >= len. Vector path
-// (F % 4 == 0, 16-byte aligned rows): asynchronous copies, leaving the
-// padding columns [F, f16) as they are (zeroed once by the kernel).
-// Otherwise plain loads, writing zeros to the padding columns.
-__device__ __forceinline__ void LoadQkTile(const float* __restrict__ src,  // [len, ld]
-                                           int64_t ld, int len, int f_dim, const TcLayout& lay, bool vec,
-                                           float* __restrict__ dst) {  // [kT, ld_qk]
-  if (vec) {
-    const int f4s = f_dim / 4;
-    for (int u = threadIdx.x; u < kT * f4s; u += kThreads) {
-      const int i = u / f4s, f = u % f4s * 4;
-      const bool valid = i < len;
-      CpAsync16(dst + i * lay.ld_qk + f, valid ? src + i * ld + f : src, valid);
-    }
-  } else {
-    for (int u = threadIdx.x; u < kT * lay.f16; u += kThreads) {
-      const int i = u / lay.f16, f = u % lay.f16;
-      dst[i * lay.ld_qk + f] = i < len && f < f_dim ? __ldg(src + i * ld + f) : 0.0f;
-    }
-  }
-}
-
-// The block's V tile dst[j][c] = v[j][d0 + c], zero for j >= len or
-// d0 + c >= Dv. Vector path: Dv % 8 == 0 and 16-byte aligned rows.
-__device__ __forceinline__ void LoadVTile(const __nv_bfloat16* __restrict__ v_rows,  // [len, v_stride]
-                                          int64_t v_stride, int len, int d0, int dv, bool vec,
-                                          __nv_bfloat16* __restrict__ dst) {  // [kT, kLdV]
-  if (vec) {
-    const int j = threadIdx.x / 4, c = threadIdx.x % 4 * 8;
-    const bool valid = j < len && d0 + c < dv;
-    CpAsync16(dst + j * kLdV + c, valid ? v_rows + j * v_stride + d0 + c : v_rows, valid);
-  } else {
-    for (int e = threadIdx.x; e < kT * kTD; e += kThreads) {
-      const int j = e / kTD, c = e % kTD;
-      dst[j * kLdV + c] = j < len && d0 + c < dv ? v_rows[j * v_stride + d0 + c] : __float2bfloat16_rn(0.0f);
-    }
-  }
 }
 
 // Writes this warp's state rows (C-fragment layout) to the hi/lo mirrors.
@@ -258,9 +164,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   auto load_sub_chunk = [&](int s0, int buf) {
     const int len = min(kT, chunk.length - s0);
-    LoadQkTile(q_base + s0 * ldq, ldq, len, f_dim, lay, vec_qk, q_s(buf));
-    LoadQkTile(k_base + s0 * ldk, ldk, len, f_dim, lay, vec_qk, k_s(buf));
-    LoadVTile(v_base + s0 * v_stride, v_stride, len, d0, dv, vec_v, v_s(buf));
+    LoadQkTile<kThreads>(q_base + s0 * ldq, ldq, len, f_dim, lay.f16, lay.ld_qk, vec_qk, q_s(buf));
+    LoadQkTile<kThreads>(k_base + s0 * ldk, ldk, len, f_dim, lay.f16, lay.ld_qk, vec_qk, k_s(buf));
+    LoadVTile<kThreads>(v_base + s0 * v_stride, v_stride, len, d0, dv, kTD, kLdV, vec_v, v_s(buf));
     CpAsyncCommit();
   };
   load_sub_chunk(0, 0);
@@ -477,8 +383,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Keep the statistics alive until every block of the cluster has read them.
   cluster.sync();
 }
-
-bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <typename StateT>
 absl::Status LaunchTc(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
