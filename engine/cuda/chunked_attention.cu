@@ -8,6 +8,7 @@
 #include "engine/cuda/attention_common.cuh"
 #include "engine/cuda/chunked_attention.h"
 #include "engine/cuda/chunked_attention_tc.h"
+#include "engine/cuda/chunked_attention_two_pass.h"
 #include "engine/cuda/cuda_status.h"
 
 namespace supra::cuda {
@@ -391,30 +392,11 @@ bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 // bench/RESULTS.md lists what it would need.
 constexpr bool kAutoUsesTensorCores = false;
 
+// The SIMT kernel over chunks [0, num_chunks) (valid arguments, >= 1 chunk).
 template <typename StateT>
-absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
-                       int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks, int num_chunks,
-                       int rows, const StatePoolLayer<StateT>& state, __nv_bfloat16* out, cudaStream_t stream,
-                       ChunkedAttentionKernel which) {
-  absl::Status status =
-      attention_internal::ValidateAttentionArgs("chunked attention", dims, q, k, v, v_stride, gammas, state, out, rows);
-  if (!status.ok()) return status;
-  if (dims.features > kMaxChunkedAttentionFeatures) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chunked attention: F=", dims.features, " above ", kMaxChunkedAttentionFeatures));
-  }
-  if (num_chunks < 0 || num_chunks > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("chunked attention: ", num_chunks, " chunks (at most 65535)"));
-  }
-  if (num_chunks == 0 || rows == 0) return absl::OkStatus();
-  if (chunks == nullptr) return absl::InvalidArgumentError("chunked attention: null chunks");
-  const bool tensor_cores =
-      which == ChunkedAttentionKernel::kTensorCore || (which == ChunkedAttentionKernel::kAuto && kAutoUsesTensorCores);
-  if (tensor_cores) {
-    return attention_internal::LaunchChunkedAttentionTensorCore(dims, q, k, v, v_stride, gammas, chunks, num_chunks,
-                                                                rows, state, out, stream);
-  }
-
+absl::Status LaunchSimt(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
+                        int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks, int num_chunks,
+                        int rows, const StatePoolLayer<StateT>& state, __nv_bfloat16* out, cudaStream_t stream) {
   const int tiles = (dims.value_dim + kTD - 1) / kTD;  // <= 8: a portable cluster
   const bool vec_qk = dims.features % 4 == 0 && Aligned16(q) && Aligned16(k);
   const size_t smem_bytes = static_cast<size_t>(MakeLayout(dims.features).total) * sizeof(float);
@@ -440,20 +422,108 @@ absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k
   return absl::OkStatus();
 }
 
+// The two-pass kernels over the chunks, packed greedily (in descriptor
+// order) into launches whose sub-chunks fit the workspace; a chunk too long
+// for the workspace alone runs on the SIMT kernel. With `whole_or_nothing`
+// (kAuto), everything runs on the SIMT kernel unless one launch takes it all.
+template <typename StateT>
+absl::Status LaunchTwoPassPacked(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
+                                 int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks,
+                                 int num_chunks, int rows, const StatePoolLayer<StateT>& state, __nv_bfloat16* out,
+                                 cudaStream_t stream, ChunkedAttentionWorkspace& workspace,
+                                 const AttentionChunkDesc* host_chunks, bool whole_or_nothing) {
+  const int64_t capacity = workspace.StateCapacity(dims);
+  if (whole_or_nothing) {
+    int64_t total = 0;
+    for (int c = 0; c < num_chunks; ++c) total += attention_internal::SubChunksOf(host_chunks[c], rows, state.slots);
+    if (total == 0) return absl::OkStatus();  // every chunk skipped
+    if (total > capacity) {
+      return LaunchSimt(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream);
+    }
+    return attention_internal::LaunchChunkedAttentionTwoPass(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows,
+                                                             state, out, stream, workspace, total);
+  }
+  int first = 0;       // first chunk of the launch being packed
+  int64_t packed = 0;  // its sub-chunks
+  auto flush = [&](int end) -> absl::Status {
+    const int begin = first;
+    const int64_t sub_chunks = packed;
+    first = end;
+    packed = 0;
+    if (sub_chunks == 0) return absl::OkStatus();
+    return attention_internal::LaunchChunkedAttentionTwoPass(
+        dims, q, k, v, v_stride, gammas, chunks + begin, end - begin, rows, state, out, stream, workspace, sub_chunks);
+  };
+  for (int c = 0; c < num_chunks; ++c) {
+    const int64_t count = attention_internal::SubChunksOf(host_chunks[c], rows, state.slots);
+    if (count > capacity) {
+      const absl::Status flushed = flush(c);
+      if (!flushed.ok()) return flushed;
+      const absl::Status alone = LaunchSimt(dims, q, k, v, v_stride, gammas, chunks + c, 1, rows, state, out, stream);
+      if (!alone.ok()) return alone;
+      first = c + 1;
+      continue;
+    }
+    if (packed + count > capacity) {
+      const absl::Status flushed = flush(c);
+      if (!flushed.ok()) return flushed;
+    }
+    packed += count;
+  }
+  return flush(num_chunks);
+}
+
+template <typename StateT>
+absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
+                       int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks, int num_chunks,
+                       int rows, const StatePoolLayer<StateT>& state, __nv_bfloat16* out, cudaStream_t stream,
+                       ChunkedAttentionKernel which, ChunkedAttentionWorkspace* workspace,
+                       const AttentionChunkDesc* host_chunks) {
+  absl::Status status =
+      attention_internal::ValidateAttentionArgs("chunked attention", dims, q, k, v, v_stride, gammas, state, out, rows);
+  if (!status.ok()) return status;
+  if (dims.features > kMaxChunkedAttentionFeatures) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunked attention: F=", dims.features, " above ", kMaxChunkedAttentionFeatures));
+  }
+  if (num_chunks < 0 || num_chunks > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("chunked attention: ", num_chunks, " chunks (at most 65535)"));
+  }
+  if (num_chunks == 0 || rows == 0) return absl::OkStatus();
+  if (chunks == nullptr) return absl::InvalidArgumentError("chunked attention: null chunks");
+  const bool tensor_cores =
+      which == ChunkedAttentionKernel::kTensorCore || (which == ChunkedAttentionKernel::kAuto && kAutoUsesTensorCores);
+  if (tensor_cores) {
+    return attention_internal::LaunchChunkedAttentionTensorCore(dims, q, k, v, v_stride, gammas, chunks, num_chunks,
+                                                                rows, state, out, stream);
+  }
+  const bool two_pass = (which == ChunkedAttentionKernel::kTwoPass || which == ChunkedAttentionKernel::kAuto) &&
+                        workspace != nullptr && host_chunks != nullptr && attention_internal::TwoPassSupports(dims);
+  if (two_pass) {
+    return LaunchTwoPassPacked(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream,
+                               *workspace, host_chunks, /*whole_or_nothing=*/which == ChunkedAttentionKernel::kAuto);
+  }
+  return LaunchSimt(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream);
+}
+
 }  // namespace
 
 absl::Status LaunchChunkedAttention(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
                                     int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks,
                                     int num_chunks, int rows, StatePoolLayer<float> state, __nv_bfloat16* out,
-                                    cudaStream_t stream, ChunkedAttentionKernel kernel) {
-  return LaunchAny(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream, kernel);
+                                    cudaStream_t stream, ChunkedAttentionKernel kernel,
+                                    ChunkedAttentionWorkspace* workspace, const AttentionChunkDesc* host_chunks) {
+  return LaunchAny(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream, kernel, workspace,
+                   host_chunks);
 }
 
 absl::Status LaunchChunkedAttention(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
                                     int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks,
                                     int num_chunks, int rows, StatePoolLayer<__nv_bfloat16> state, __nv_bfloat16* out,
-                                    cudaStream_t stream, ChunkedAttentionKernel kernel) {
-  return LaunchAny(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream, kernel);
+                                    cudaStream_t stream, ChunkedAttentionKernel kernel,
+                                    ChunkedAttentionWorkspace* workspace, const AttentionChunkDesc* host_chunks) {
+  return LaunchAny(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream, kernel, workspace,
+                   host_chunks);
 }
 
 }  // namespace supra::cuda

@@ -20,6 +20,16 @@
 // asynchronous loads of the next sub-chunk; layout, budgets and error
 // analysis in chunked_attention_tc.h.
 //
+// Two-pass kernels (chunked_attention_two_pass.{h,cu}, chunked_attention_
+// outputs.cu; the default when the caller gives a workspace), "states, then
+// outputs": pass 1 walks each chunk's sub-chunks in order and only carries the
+// state (P ← γ^L P + (diag(γ^{L−j}) K̃)ᵀ V, one block per (32-column tile,
+// head, chunk)), writing the state entering every sub-chunk to the workspace;
+// pass 2 is fully parallel, one block per (sub-chunk, head) owning all Dv
+// columns: O = diag(γ^i) Q·P_s + (M ⊙ decay ⊙ Q K̃ᵀ)·V and the GroupNorm,
+// block-local. Both on tensor cores in 3xTF32 form (2 terms where V is one
+// operand). Layout and budgets in chunked_attention_two_pass.h.
+//
 // SIMT kernel (chunked_attention.cu, kept as the reference and fallback):
 // shared-memory-tiled fp32 products on the SIMT cores: scores Q·K̃ᵀ split
 // over the cluster by features and summed through distributed shared memory,
@@ -36,7 +46,9 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "engine/cuda/attention_common.h"
+#include "engine/cuda/device_buffer.h"
 
 namespace supra::cuda {
 
@@ -57,10 +69,45 @@ inline constexpr int kChunkedAttentionSubChunk = 64;
 // live in shared memory.
 inline constexpr int kMaxChunkedAttentionFeatures = 128;
 
-// Which kernel runs a launch. kAuto: the SIMT kernel, the faster of the two
-// on the H200 (see chunked_attention.cu); both support every shape the
-// launcher accepts. The others are for tests and timing.
-enum class ChunkedAttentionKernel { kAuto, kSimt, kTensorCore };
+// Which kernel runs a launch. kAuto: the two-pass kernels when the caller
+// passes a workspace and the host copy of the descriptors, the shape is one
+// they support (their shared memory fits) and the whole launch fits the
+// workspace; otherwise the SIMT kernel (the faster of the two one-pass
+// kernels on the H200, see chunked_attention.cu). kTwoPass: the two-pass
+// kernels wherever possible: chunks are packed into as many internal launches
+// as the workspace needs, a chunk too long for the workspace alone (and every
+// chunk when there is no workspace, no host copy or an unsupported shape) runs
+// on the SIMT kernel. The others are for tests and timing; every kernel
+// supports every shape the launcher accepts.
+enum class ChunkedAttentionKernel { kAuto, kSimt, kTensorCore, kTwoPass };
+
+// Device scratch of the two-pass kernels: the fp32 state entering every
+// sub-chunk of a launch, per query head, and the sub-chunk index of the
+// launch. Created once (the backend: at load, for its largest prefill pass)
+// and reused by every launch on one stream (launches on one stream run in
+// order, so they may share it; two streams need two workspaces).
+// Move-only.
+struct ChunkedAttentionWorkspace {
+  // Room for max_rows rows in whole sub-chunks plus `partial_sub_chunks`
+  // sub-chunks more (each chunk whose length is not a multiple of 64 ends in
+  // a partial one): (ceil(max_rows / 64) + partial_sub_chunks) · H · F16 ·
+  // Dv8 · 4 bytes, F16 = F rounded up to 16, Dv8 = Dv rounded up to 8; 64 KiB
+  // per sub-chunk and head at Mistral-SUPRA's shapes (8192 rows: 256 MiB).
+  // INVALID_ARGUMENT for a bad head layout or a negative count;
+  // RESOURCE_EXHAUSTED (naming the bytes) when the GPU lacks the memory.
+  static absl::StatusOr<ChunkedAttentionWorkspace> Create(const AttentionDims& dims, int max_rows,
+                                                          int partial_sub_chunks = 16);
+
+  // Sub-chunk states (of one head each) a launch at `d` can hold.
+  int64_t StateCapacity(const AttentionDims& d) const;
+  size_t bytes() const { return states.bytes() + index.bytes(); }
+
+  DeviceBuffer<float> states;  // [sub-chunks, H, F16, Dv8], fp32
+  // [65536 + sub-chunks]: per chunk of a launch its first sub-chunk, then per
+  // sub-chunk of the launch its chunk (written by a prep kernel per launch).
+  DeviceBuffer<int32_t> index;
+  int64_t sub_chunks = 0;  // at the dims it was created for
+};
 
 // The chunks of one launch must have disjoint rows and distinct slots (they
 // run in parallel). A chunk whose rows fall outside [0, rows), whose length
@@ -69,6 +116,9 @@ enum class ChunkedAttentionKernel { kAuto, kSimt, kTensorCore };
 // by no chunk are not written. INVALID_ARGUMENT before any launch for a bad
 // head layout, F > 128, num_chunks outside [0, 65535], rows < 0, a v stride
 // below Hkv·Dv, a bad pool view or a null pointer with num_chunks > 0.
+// `workspace` (may be null) and `host_chunks` (the same descriptors in host
+// memory, [num_chunks], may be null; read before the call returns) enable the
+// two-pass kernels (see ChunkedAttentionKernel).
 absl::Status LaunchChunkedAttention(const AttentionDims& dims,
                                     const float* q,          // [rows, H·F], fp32
                                     const float* k,          // [rows, Hk·F], fp32, rope'd and scaled by 1/sqrt(F)
@@ -79,7 +129,9 @@ absl::Status LaunchChunkedAttention(const AttentionDims& dims,
                                     int num_chunks, int rows,
                                     StatePoolLayer<float> state,  // [slots, layers, H, F, Dv], fp32
                                     __nv_bfloat16* out,           // [rows, H·Dv], bf16, GroupNorm'ed
-                                    cudaStream_t stream, ChunkedAttentionKernel kernel = ChunkedAttentionKernel::kAuto);
+                                    cudaStream_t stream, ChunkedAttentionKernel kernel = ChunkedAttentionKernel::kAuto,
+                                    ChunkedAttentionWorkspace* workspace = nullptr,
+                                    const AttentionChunkDesc* host_chunks = nullptr);  // [num_chunks], host
 
 // The same with a bf16 state pool (rounded to nearest once per launch).
 absl::Status LaunchChunkedAttention(const AttentionDims& dims,
@@ -92,7 +144,9 @@ absl::Status LaunchChunkedAttention(const AttentionDims& dims,
                                     int num_chunks, int rows,
                                     StatePoolLayer<__nv_bfloat16> state,  // [slots, layers, H, F, Dv], bf16
                                     __nv_bfloat16* out,                   // [rows, H·Dv], bf16
-                                    cudaStream_t stream, ChunkedAttentionKernel kernel = ChunkedAttentionKernel::kAuto);
+                                    cudaStream_t stream, ChunkedAttentionKernel kernel = ChunkedAttentionKernel::kAuto,
+                                    ChunkedAttentionWorkspace* workspace = nullptr,
+                                    const AttentionChunkDesc* host_chunks = nullptr);  // [num_chunks], host
 
 }  // namespace supra::cuda
 
