@@ -1,7 +1,8 @@
 // Parity of the linear-attention kernels with the CPU reference:
 // LaunchRecurrentAttention (decode) against cpu::RecurrentAttention +
-// cpu::GroupNorm, LaunchChunkedAttention (prefill, both its SIMT and its
-// tensor-core 3xTF32 kernel) against cpu::ChunkedAttention + cpu::GroupNorm,
+// cpu::GroupNorm, LaunchChunkedAttention (prefill: its SIMT kernel, its
+// tensor-core 3xTF32 kernel and its two-pass kernels with a workspace) against
+// cpu::ChunkedAttention + cpu::GroupNorm,
 // and chunked prefill over several launches == token-by-token decode on the
 // GPU. Outputs and updated states
 // are both compared; state blocks the kernel must not touch must stay
@@ -17,7 +18,7 @@
 //   of a value; the kernels' fp32 sums differ from the CPU's float64 ones by
 //   ~1e-6, which GroupNorm scales by 1/std of the head's outputs (about 1 here).
 // - fp32 states: 1e-5. Each step sums at most F + 64 fp32 products. The
-//   tensor-core kernel meets the same bound: its 3xTF32 products are within
+//   tensor-core and two-pass kernels meet the same bound: its 3xTF32 products are within
 //   ~2^-21 of the fp32 ones and its mma accumulation truncates at most about
 //   an ulp per 8 products (analysis in engine/cuda/chunked_attention_tc.h).
 // - bf16 states: each element within half a bf16 ulp (2^-8 relative) of the
@@ -56,15 +57,15 @@
 namespace supra::cuda {
 namespace {
 
+using ::supra::cuda::testing::CpuPool;
 using ::supra::cuda::testing::Download;
 using ::supra::cuda::testing::DownloadBf16;
-using ::supra::cuda::testing::CpuPool;
 using ::supra::cuda::testing::Gammas;
+using ::supra::cuda::testing::PoisonedBuffer;
+using ::supra::cuda::testing::RelativeMaxError;
 using ::supra::cuda::testing::RoundBf16;
 using ::supra::cuda::testing::ShuffledSlots;
 using ::supra::cuda::testing::StateElems;
-using ::supra::cuda::testing::PoisonedBuffer;
-using ::supra::cuda::testing::RelativeMaxError;
 using ::supra::cuda::testing::Upload;
 using ::supra::cuda::testing::UploadBf16;
 
@@ -354,9 +355,32 @@ struct ChunkSpec {
   int gap_before = 0;  // rows no chunk covers, before this chunk
 };
 
+// The two-pass kernels' workspace for a launch of `rows` rows (`partials`
+// partial sub-chunks more), or none.
+struct WorkspaceSpec {
+  bool enabled = true;
+  int max_rows = -1;  // -1: the launch's rows
+  int partials = 16;
+};
+
+// A workspace for `rows` rows when `kernel` is one that uses it (kTwoPass,
+// kAuto), else an empty one (no GPU memory).
+ChunkedAttentionWorkspace MakeWorkspace(const AttentionDims& d, int rows, ChunkedAttentionKernel kernel,
+                                        const WorkspaceSpec& ws = {}) {
+  if (!ws.enabled || (kernel != ChunkedAttentionKernel::kTwoPass && kernel != ChunkedAttentionKernel::kAuto)) {
+    return ChunkedAttentionWorkspace{};
+  }
+  auto workspace = ChunkedAttentionWorkspace::Create(d, ws.max_rows >= 0 ? ws.max_rows : rows, ws.partials);
+  EXPECT_TRUE(workspace.ok()) << workspace.status();
+  return workspace.ok() ? *std::move(workspace) : ChunkedAttentionWorkspace{};
+}
+
+// Prefill in one launch against the CPU. With `shuffle`, the descriptors
+// are passed in a scrambled order (rows still as `specs` lay them out).
 template <typename StateT>
 void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::vector<ChunkSpec>& specs, uint32_t seed,
-                      ChunkedAttentionKernel kernel, bool aligned_v = false) {
+                      ChunkedAttentionKernel kernel, bool aligned_v = false, const WorkspaceSpec& ws = {},
+                      bool shuffle = false) {
   const int64_t elems = StateElems(d), hdv = int64_t{d.heads} * d.value_dim;
   std::vector<AttentionChunkDesc> descs;
   std::vector<bool> covered;
@@ -368,6 +392,7 @@ void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::v
     covered.insert(covered.end(), c.length, true);
     rows += c.length;
   }
+  if (shuffle) std::shuffle(descs.begin(), descs.end(), std::mt19937(seed));
   const Inputs in = MakeInputs(d, rows, seed, aligned_v);
   const std::vector<float> gammas = Gammas(d.heads);
   const std::vector<float> pool =
@@ -395,9 +420,11 @@ void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::v
   const auto c = Upload(descs);
   auto pool_d = UploadState<StateT>(pool);
   auto out = PoisonedBuffer<__nv_bfloat16>(rows * hdv);
+  ChunkedAttentionWorkspace workspace = MakeWorkspace(d, rows, kernel, ws);
   const absl::Status status = LaunchChunkedAttention(
       d, q.data(), k.data(), v.data() + in.v_offset, in.v_stride, g.data(), c.data(), static_cast<int>(descs.size()),
-      rows, StatePoolLayer<StateT>{pool_d.data(), spec.slots, spec.layers, spec.layer}, out.data(), nullptr, kernel);
+      rows, StatePoolLayer<StateT>{pool_d.data(), spec.slots, spec.layers, spec.layer}, out.data(), nullptr, kernel,
+      ws.enabled ? &workspace : nullptr, descs.data());
   ASSERT_TRUE(status.ok()) << status;
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const std::vector<float> got_out = DownloadBf16(out);
@@ -417,7 +444,8 @@ void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::v
   ExpectPoolMatches<StateT>(DownloadState(pool_d), want_pool, elems, touched);
 }
 
-// Parameters: a shape and the kernel (SIMT or tensor cores) run explicitly.
+// Parameters: a shape and the kernel (SIMT, tensor cores or two-pass with a
+// workspace for the launch) run explicitly.
 using ChunkedCase = std::tuple<ShapeCase, ChunkedAttentionKernel>;
 
 class CudaChunkedAttentionTest : public ::testing::TestWithParam<ChunkedCase> {
@@ -426,9 +454,22 @@ class CudaChunkedAttentionTest : public ::testing::TestWithParam<ChunkedCase> {
   ChunkedAttentionKernel kernel() const { return std::get<1>(GetParam()); }
 };
 
+std::string KernelName(ChunkedAttentionKernel kernel) {
+  switch (kernel) {
+    case ChunkedAttentionKernel::kAuto:
+      return "auto";
+    case ChunkedAttentionKernel::kSimt:
+      return "simt";
+    case ChunkedAttentionKernel::kTensorCore:
+      return "tensor_core";
+    case ChunkedAttentionKernel::kTwoPass:
+      return "two_pass";
+  }
+  return "unknown";
+}
+
 std::string ChunkedCaseName(const ::testing::TestParamInfo<ChunkedCase>& info) {
-  return std::get<0>(info.param).name +
-         (std::get<1>(info.param) == ChunkedAttentionKernel::kSimt ? "_simt" : "_tensor_core");
+  return std::get<0>(info.param).name + "_" + KernelName(std::get<1>(info.param));
 }
 
 // Lengths 1, 7, 64 (one sub-chunk), 65 (one row more), 130 and 300 (several
@@ -515,9 +556,10 @@ TEST_P(CudaChunkedAttentionTest, MultiRoundPrefillEqualsTokenByTokenDecode) {
     auto out = PoisonedBuffer<__nv_bfloat16>(batch.rows * hdv);
     StatePoolLayer<float> layer = view;
     layer.data = pool_chunked.data();
+    ChunkedAttentionWorkspace workspace = MakeWorkspace(d, batch.rows, kernel());
     ASSERT_TRUE(LaunchChunkedAttention(d, q.data(), k.data(), v.data() + batch.v_offset, batch.v_stride, g.data(),
                                        c.data(), static_cast<int>(descs.size()), batch.rows, layer, out.data(), nullptr,
-                                       kernel())
+                                       kernel(), &workspace, descs.data())
                     .ok());
     const std::vector<float> got = DownloadBf16(out);
     for (size_t i = 0; i < descs.size(); ++i) {
@@ -567,8 +609,117 @@ TEST_P(CudaChunkedAttentionTest, MultiRoundPrefillEqualsTokenByTokenDecode) {
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaChunkedAttentionTest,
                          ::testing::Combine(::testing::ValuesIn(ChunkedShapes()),
                                             ::testing::Values(ChunkedAttentionKernel::kSimt,
-                                                              ChunkedAttentionKernel::kTensorCore)),
+                                                              ChunkedAttentionKernel::kTensorCore,
+                                                              ChunkedAttentionKernel::kTwoPass)),
                          ChunkedCaseName);
+
+// ---- two-pass kernels: packing, fallbacks, descriptor order ----------------
+
+// Lengths not aligned to 64 (partial sub-chunks at every chunk's end, one
+// chunk of a single row), descriptors in a scrambled order, gaps between
+// chunks; two-pass explicitly and through kAuto (the launch fits).
+const std::vector<ChunkSpec> kRaggedChunks = {{200, 7, 0},   {37, 130, 1}, {129, 0, 0}, {1, 64, 0},
+                                              {450, 129, 3}, {77, 12, 0},  {64, 5, 0}};
+
+TEST(CudaChunkedAttentionTwoPassTest, RaggedShuffledChunksMistralF32) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  RunChunkedParity<float>(Shapes()[0].dims, kSmallPool, kRaggedChunks, 71, ChunkedAttentionKernel::kTwoPass,
+                          /*aligned_v=*/true, {}, /*shuffle=*/true);
+}
+
+TEST(CudaChunkedAttentionTwoPassTest, RaggedShuffledChunksMistralBf16Auto) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  RunChunkedParity<__nv_bfloat16>(Shapes()[0].dims, kSmallPool, kRaggedChunks, 72, ChunkedAttentionKernel::kAuto,
+                                  /*aligned_v=*/true, {}, /*shuffle=*/true);
+}
+
+TEST(CudaChunkedAttentionTwoPassTest, RaggedShuffledChunksOddShape) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  RunChunkedParity<float>(AttentionDims{4, 4, 2, 33, 72}, kSmallPool, kRaggedChunks, 73,
+                          ChunkedAttentionKernel::kTwoPass, /*aligned_v=*/false, {}, /*shuffle=*/true);
+}
+
+// A workspace of 4 sub-chunks (256 rows, no partials) and 40 short chunks
+// (1..70 rows: 43 sub-chunks) forces many internal launches; one chunk of
+// 300 rows (5 sub-chunks) does not fit at all and runs on the SIMT kernel
+// between them.
+std::vector<ChunkSpec> ManyShortChunks() {
+  std::vector<ChunkSpec> specs;
+  for (int i = 0; i < 40; ++i) {
+    specs.push_back({1 + (i * 37) % 70, static_cast<int32_t>((i * 53) % 132), i % 3 == 0 ? 1 : 0});
+    if (i == 17) specs.push_back({300, 131, 0});
+  }
+  return specs;  // slots (i·53) mod 132 for i < 40 are distinct, 131 not among them
+}
+
+TEST(CudaChunkedAttentionTwoPassTest, ManyShortChunksOverflowASmallWorkspace) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  const WorkspaceSpec small{true, 256, 0};
+  RunChunkedParity<float>(Shapes()[0].dims, kSmallPool, ManyShortChunks(), 74, ChunkedAttentionKernel::kTwoPass,
+                          /*aligned_v=*/true, small, /*shuffle=*/true);
+  RunChunkedParity<__nv_bfloat16>(AttentionDims{4, 2, 2, 8, 12}, kSmallPool, ManyShortChunks(), 75,
+                                  ChunkedAttentionKernel::kTwoPass, /*aligned_v=*/false, small);
+}
+
+// kAuto with a workspace too small for the launch: the SIMT kernel, same
+// results.
+TEST(CudaChunkedAttentionTwoPassTest, AutoFallsBackWhenTheLaunchDoesNotFit) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  RunChunkedParity<float>(Shapes()[0].dims, kSmallPool, ManyShortChunks(), 76, ChunkedAttentionKernel::kAuto,
+                          /*aligned_v=*/true, WorkspaceSpec{true, 256, 0});
+}
+
+// No workspace: kTwoPass runs on the SIMT kernel.
+TEST(CudaChunkedAttentionTwoPassTest, NoWorkspaceFallsBack) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  RunChunkedParity<float>(AttentionDims{4, 2, 2, 8, 12}, kSmallPool, kChunks, 77, ChunkedAttentionKernel::kTwoPass,
+                          /*aligned_v=*/false, WorkspaceSpec{false});
+}
+
+// F = 128 with Dv = 256: pass 2's shared memory exceeds the limit, so the
+// launcher takes the SIMT kernel even with a workspace.
+TEST(CudaChunkedAttentionTwoPassTest, UnsupportedShapeFallsBack) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  RunChunkedParity<float>(AttentionDims{2, 2, 2, 128, 256}, kSmallPool, kChunks, 78, ChunkedAttentionKernel::kTwoPass);
+}
+
+// Two-pass == SIMT at Mistral-SUPRA's shapes, 4 sequences of 600 rows
+// (9 full sub-chunks and a partial one each) from random states: outputs
+// within the output tolerance, states within the fp32 state tolerance.
+TEST(CudaChunkedAttentionTwoPassTest, MatchesSimtMistral4x600) {
+  SUPRA_SKIP_WITHOUT_GPU();
+  const AttentionDims d = Shapes()[0].dims;
+  const int64_t elems = StateElems(d), hdv = int64_t{d.heads} * d.value_dim;
+  const int length = 600, sequences = 4, rows = length * sequences;
+  const PoolSpec spec{6, 2, 1};
+  std::vector<AttentionChunkDesc> descs;
+  for (int s = 0; s < sequences; ++s) descs.push_back({s * length, length, 5 - s});
+  const Inputs in = MakeInputs(d, rows, 79, /*aligned_v=*/true);
+  const std::vector<float> pool = MakeStates(static_cast<size_t>(spec.slots) * spec.layers * elems, 80, false);
+  const auto q = Upload(in.q);
+  const auto k = Upload(in.k);
+  const auto v = UploadBf16(in.v);
+  const auto g = Upload(Gammas(d.heads));
+  const auto c = Upload(descs);
+  auto run = [&](ChunkedAttentionKernel kernel, std::vector<float>& out_host, std::vector<float>& pool_host) {
+    auto pool_d = Upload(pool);
+    auto out = PoisonedBuffer<__nv_bfloat16>(rows * hdv);
+    ChunkedAttentionWorkspace workspace = MakeWorkspace(d, rows, kernel);
+    ASSERT_TRUE(LaunchChunkedAttention(d, q.data(), k.data(), v.data() + in.v_offset, in.v_stride, g.data(), c.data(),
+                                       sequences, rows,
+                                       StatePoolLayer<float>{pool_d.data(), spec.slots, spec.layers, spec.layer},
+                                       out.data(), nullptr, kernel, &workspace, descs.data())
+                    .ok());
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    out_host = DownloadBf16(out);
+    pool_host = Download(pool_d);
+  };
+  std::vector<float> out_simt, pool_simt, out_two, pool_two;
+  run(ChunkedAttentionKernel::kSimt, out_simt, pool_simt);
+  run(ChunkedAttentionKernel::kTwoPass, out_two, pool_two);
+  EXPECT_LE(RelativeMaxError(out_two, out_simt), kOutputTolerance);
+  EXPECT_LE(RelativeMaxError(pool_two, pool_simt), kStateF32Tolerance);
+}
 
 // ---- Mistral-SUPRA-sized pool with slots >= 128 (64-bit offsets) -----------
 
@@ -667,8 +818,11 @@ void RunLargeSlots() {
     const auto v = UploadBf16(in.v);
     const auto c = Upload(descs);
     auto out = PoisonedBuffer<__nv_bfloat16>(row * hdv);
+    // kAuto with a workspace: the two-pass kernels.
+    ChunkedAttentionWorkspace workspace = MakeWorkspace(d, row, ChunkedAttentionKernel::kAuto);
     ASSERT_TRUE(LaunchChunkedAttention(d, q.data(), k.data(), v.data() + in.v_offset, in.v_stride, g.data(), c.data(),
-                                       3, row, layer, out.data(), nullptr)
+                                       3, row, layer, out.data(), nullptr, ChunkedAttentionKernel::kAuto, &workspace,
+                                       descs.data())
                     .ok());
     EXPECT_LE(RelativeMaxError(DownloadBf16(out), want_out), kOutputTolerance);
     ExpectPoolMatches<StateT>(download_blocks(), want, elems, touched);
@@ -720,19 +874,24 @@ TEST(CudaRecurrentAttentionArgsTest, RefusesBadArguments) {
                   .ok());
 }
 
+// With an (empty) workspace and host descriptors for kTwoPass and kAuto:
+// the arguments are refused before either is used.
 absl::StatusCode PrefillCode(ChunkedAttentionKernel kernel, const AttentionDims& d, int num_chunks, int rows,
                              const AttentionChunkDesc* chunks = Fake<AttentionChunkDesc>()) {
+  ChunkedAttentionWorkspace workspace;
+  const bool with_workspace = kernel == ChunkedAttentionKernel::kTwoPass || kernel == ChunkedAttentionKernel::kAuto;
   return LaunchChunkedAttention(d, Fake<float>(), Fake<float>(), Fake<__nv_bfloat16>(), 1024, Fake<float>(), chunks,
                                 num_chunks, rows, StatePoolLayer<__nv_bfloat16>{Fake<__nv_bfloat16>(), 4, 2, 1},
-                                Fake<__nv_bfloat16>(), nullptr, kernel)
+                                Fake<__nv_bfloat16>(), nullptr, kernel, with_workspace ? &workspace : nullptr,
+                                with_workspace ? Fake<AttentionChunkDesc>() : nullptr)
       .code();
 }
 
 TEST(CudaChunkedAttentionArgsTest, RefusesBadArguments) {
   const AttentionDims ok{4, 2, 2, 8, 8};
   constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
-  for (ChunkedAttentionKernel kernel :
-       {ChunkedAttentionKernel::kAuto, ChunkedAttentionKernel::kSimt, ChunkedAttentionKernel::kTensorCore}) {
+  for (ChunkedAttentionKernel kernel : {ChunkedAttentionKernel::kAuto, ChunkedAttentionKernel::kSimt,
+                                        ChunkedAttentionKernel::kTensorCore, ChunkedAttentionKernel::kTwoPass}) {
     SCOPED_TRACE(static_cast<int>(kernel));
     EXPECT_EQ(PrefillCode(kernel, AttentionDims{4, 2, 2, 129, 8}, 1, 10), kInvalid);  // F above 128
     EXPECT_EQ(PrefillCode(kernel, AttentionDims{4, 2, 2, 8, 300}, 1, 10), kInvalid);  // Dv above 256
@@ -742,6 +901,19 @@ TEST(CudaChunkedAttentionArgsTest, RefusesBadArguments) {
     EXPECT_EQ(PrefillCode(kernel, ok, 1, 10, nullptr), kInvalid);
     EXPECT_EQ(PrefillCode(kernel, ok, 0, 10, nullptr), absl::StatusCode::kOk);  // nothing to do
   }
+}
+
+// Refused before any allocation (no GPU needed).
+TEST(CudaChunkedAttentionArgsTest, WorkspaceRefusesBadArguments) {
+  constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
+  EXPECT_EQ(ChunkedAttentionWorkspace::Create(AttentionDims{0, 1, 1, 8, 8}, 64).status().code(), kInvalid);
+  EXPECT_EQ(ChunkedAttentionWorkspace::Create(AttentionDims{4, 2, 2, 129, 8}, 64).status().code(), kInvalid);
+  EXPECT_EQ(ChunkedAttentionWorkspace::Create(AttentionDims{4, 2, 2, 8, 300}, 64).status().code(), kInvalid);
+  EXPECT_EQ(ChunkedAttentionWorkspace::Create(AttentionDims{4, 2, 2, 8, 8}, -1).status().code(), kInvalid);
+  EXPECT_EQ(ChunkedAttentionWorkspace::Create(AttentionDims{4, 2, 2, 8, 8}, 64, -1).status().code(), kInvalid);
+  const ChunkedAttentionWorkspace empty;
+  EXPECT_EQ(empty.StateCapacity(AttentionDims{4, 2, 2, 8, 8}), 0);
+  EXPECT_EQ(empty.bytes(), 0u);
 }
 
 // ---- timing (not a test: run with --gtest_also_run_disabled_tests) --------
@@ -809,20 +981,27 @@ void TimeMistral() {
     const auto v = UploadBf16(in.v);
     const int per_round = plan.length / plan.rounds;
     std::vector<DeviceBuffer<AttentionChunkDesc>> rounds;
+    std::vector<std::vector<AttentionChunkDesc>> host_rounds;
     for (int r = 0; r < plan.rounds; ++r) {
       std::vector<AttentionChunkDesc> descs;
       for (int s = 0; s < plan.sequences; ++s) descs.push_back({s * plan.length + r * per_round, per_round, s});
       rounds.push_back(Upload(descs));
+      host_rounds.push_back(descs);
     }
     auto out = PoisonedBuffer<__nv_bfloat16>(static_cast<size_t>(rows) * d.heads * d.value_dim);
+    // Sized as the backend sizes it for a pass of `rows` rows.
+    auto workspace = ChunkedAttentionWorkspace::Create(d, rows, 32);
+    ASSERT_TRUE(workspace.ok()) << workspace.status();
     double simt_ms = 0;
     for (const Kernel& kernel :
-         {Kernel{"simt", ChunkedAttentionKernel::kSimt}, Kernel{"tensor core", ChunkedAttentionKernel::kTensorCore}}) {
+         {Kernel{"simt", ChunkedAttentionKernel::kSimt}, Kernel{"tensor core", ChunkedAttentionKernel::kTensorCore},
+          Kernel{"two pass", ChunkedAttentionKernel::kTwoPass}}) {
       const double ms = MillisecondsPerCall(
           [&] {
-            for (const auto& c : rounds) {
+            for (size_t r = 0; r < rounds.size(); ++r) {
               (void)LaunchChunkedAttention(d, q.data(), k.data(), v.data() + in.v_offset, in.v_stride, g.data(),
-                                           c.data(), plan.sequences, rows, layer, out.data(), nullptr, kernel.kernel);
+                                           rounds[r].data(), plan.sequences, rows, layer, out.data(), nullptr,
+                                           kernel.kernel, &*workspace, host_rounds[r].data());
             }
           },
           5);
