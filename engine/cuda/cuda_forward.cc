@@ -20,6 +20,10 @@
 namespace supra::cuda {
 namespace {
 
+// Partial sub-chunks the prefill attention's workspace has room for beyond
+// max_rows / 64 (one per chunk of a round whose length is not a multiple of 64).
+constexpr int kWorkspacePartials = 32;
+
 template <typename T>
 absl::Status AllocateInto(DeviceBuffer<T>* buffer, int64_t count, const char* what) {
   auto allocated = DeviceBuffer<T>::Allocate(static_cast<size_t>(std::max<int64_t>(count, 1)), what);
@@ -88,6 +92,11 @@ absl::Status CudaForward::Allocate() {
   RETURN_IF_ERROR(AllocateInto(&last_x_, r * c.dim, "activations"));
   RETURN_IF_ERROR(AllocateInto(&logits_, r * c.vocab_size, "logits"));
   RETURN_IF_ERROR(AllocateInto(&chunks_, r * static_cast<int64_t>(sizeof(AttentionChunkDesc)), "chunk descriptors"));
+  // Room for a whole pass in sub-chunks plus a partial sub-chunk for each of
+  // up to 32 chunks of a round; a round that does not fit runs on the SIMT
+  // kernel.
+  ASSIGN_OR_RETURN(attention_workspace_,
+                   ChunkedAttentionWorkspace::Create(attention_dims(), static_cast<int>(r), kWorkspacePartials));
   CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
   return absl::OkStatus();
 }
@@ -180,18 +189,21 @@ absl::Status CudaForward::RecurrentAttention(int l, int64_t n) {
                                   slots_.data(), static_cast<int>(n), pool, o_.data(), stream_);
 }
 
-absl::Status CudaForward::ChunkedAttention(int l, const AttentionChunkDesc* chunks, int num_chunks, int64_t rows) {
+absl::Status CudaForward::ChunkedAttention(int l, const AttentionChunkDesc* chunks,
+                                           const AttentionChunkDesc* host_chunks, int num_chunks, int64_t rows) {
   const ModelConfig& c = config_;
   const __nv_bfloat16* v = qkv_.data() + c.q_width() + c.k_width();
   if (options_.state_dtype == StateDType::kF32) {
     const StatePoolLayer<float> pool{reinterpret_cast<float*>(state_pool_.data()), options_.num_slots, c.n_layers, l};
     return LaunchChunkedAttention(attention_dims(), fq_.data(), fk_.data(), v, qkv_width_, gammas_.data(), chunks,
-                                  num_chunks, static_cast<int>(rows), pool, o_.data(), stream_);
+                                  num_chunks, static_cast<int>(rows), pool, o_.data(), stream_,
+                                  ChunkedAttentionKernel::kAuto, &attention_workspace_, host_chunks);
   }
   const StatePoolLayer<__nv_bfloat16> pool{reinterpret_cast<__nv_bfloat16*>(state_pool_.data()), options_.num_slots,
                                            c.n_layers, l};
   return LaunchChunkedAttention(attention_dims(), fq_.data(), fk_.data(), v, qkv_width_, gammas_.data(), chunks,
-                                num_chunks, static_cast<int>(rows), pool, o_.data(), stream_);
+                                num_chunks, static_cast<int>(rows), pool, o_.data(), stream_,
+                                ChunkedAttentionKernel::kAuto, &attention_workspace_, host_chunks);
 }
 
 absl::Status CudaForward::DecodeForward(int64_t n) {
@@ -254,7 +266,7 @@ absl::Status CudaForward::Prefill(absl::Span<const PassSequence> pass, int64_t c
     RETURN_IF_ERROR(AttentionInputs(l, rows));
     int64_t first = 0;
     for (int64_t count : round_chunks_) {
-      RETURN_IF_ERROR(ChunkedAttention(l, device_descs + first, static_cast<int>(count), rows));
+      RETURN_IF_ERROR(ChunkedAttention(l, device_descs + first, all.data() + first, static_cast<int>(count), rows));
       first += count;
     }
     RETURN_IF_ERROR(AttentionOutputAndFfn(l, rows));

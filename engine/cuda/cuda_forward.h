@@ -40,6 +40,9 @@ class CudaForward {
 
   // Rows one prefill pass takes at most.
   int64_t max_rows() const { return max_rows_; }
+  // GPU memory of the prefill attention's workspace (in addition to the
+  // state pool and the activations).
+  size_t attention_workspace_bytes() const { return attention_workspace_.bytes(); }
 
   // Copies the batch's slots, tokens and positions to the device input
   // buffers (pinned staging, asynchronous). The batch is already checked.
@@ -77,8 +80,10 @@ class CudaForward {
   absl::Status AttentionOutputAndFfn(int l, int64_t rows);
   // The decode attention of layer `l` (state pool updated, o_ written).
   absl::Status RecurrentAttention(int l, int64_t n);
-  // One chunk round of the prefill attention of layer `l`.
-  absl::Status ChunkedAttention(int l, const AttentionChunkDesc* chunks, int num_chunks, int64_t rows);
+  // One chunk round of the prefill attention of layer `l`: `chunks` on the
+  // device, `host_chunks` the same descriptors on the host.
+  absl::Status ChunkedAttention(int l, const AttentionChunkDesc* chunks, const AttentionChunkDesc* host_chunks,
+                                int num_chunks, int64_t rows);
   AttentionDims attention_dims() const;
   // Final norm of `rows` rows of `x` (row stride D) and the logits into logits_.
   absl::Status Logits(const float* x, int64_t rows);
@@ -119,6 +124,10 @@ class CudaForward {
   DeviceBuffer<float> last_x_;        // [max_rows, D], fp32: last rows gathered for the logits
   DeviceBuffer<float> logits_;        // [max_rows, V], fp32
   DeviceBuffer<uint8_t> chunks_;      // [max_rows] AttentionChunkDesc of a prefill pass
+  // The two-pass prefill attention's scratch: the state entering every
+  // sub-chunk of a chunk round, [ceil(max_rows / 64) + 32, H, F, Dv] fp32
+  // (Mistral-SUPRA at 4096 rows: 192 MiB).
+  ChunkedAttentionWorkspace attention_workspace_;
   std::vector<AttentionChunkDesc> descriptors_;  // host scratch of Prefill
   std::vector<int64_t> round_chunks_;            // chunks per round, host scratch
 };
