@@ -24,7 +24,8 @@
 // sub-chunk are fetched with cp.async while the current one is used. At the
 // end the tile goes to the state pool (bf16: rounded to nearest once).
 // Shared memory at F = 128: K̃ 2 × [64, 132] fp32 (66 KiB), V 2 × [64, 40]
-// bf16 (10 KiB), γ^t: 77 KiB.
+// bf16 (10 KiB), γ^t: 77 KiB. ptxas -v (CUDA 13.0, sm_90): 110 registers
+// (F = 128 specialisation) and 111 (any F), no spills.
 //
 // Pass 2, outputs (chunked_attention_outputs.cu): one 256-thread block per
 // (sub-chunk, query head) owning all Dv columns, so the GroupNorm is
@@ -39,9 +40,11 @@
 //     columns, combined over the 8 warps in shared memory (Chan et al.).
 // Shared memory at F = Dv = 128: Q, K̃ [64, 132] fp32 (2 × 33 KiB), V
 // [64, 168] bf16 (21 KiB), P_s [128, 136] fp32 (68 KiB), Sw hi/lo [64, 68]
-// fp32 (34 KiB), statistics 4 KiB: 193 KiB, one block per SM. Shapes whose
-// pass-2 shared memory exceeds 227 KiB (F = 128 with Dv > 192) are not
-// supported: the launcher runs them on the SIMT kernel.
+// fp32 (34 KiB), statistics 4 KiB: 193 KiB, one block per SM. ptxas -v:
+// 98 (F = 128) and 110 (any F) registers for Dv <= 128, 133 and 142 for
+// Dv <= 256, no spills. Shapes whose pass-2 shared memory exceeds 227 KiB
+// (F = 128 with Dv > 160, F = 112 with Dv > 192) are not supported: the
+// launcher runs them on the SIMT kernel.
 //
 // Workspace: [sub-chunks, H, F16, Dv8] fp32, F16 = F rounded up to 16, Dv8 =
 // Dv rounded up to 8; the padding rows and columns are written as zeros.
