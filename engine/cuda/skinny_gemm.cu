@@ -14,9 +14,10 @@
 // cp.async (16 bytes, zero-filled past out, n and in) in kStages = 4 stages,
 // three in flight while one is consumed. Rows of a stage are 128 bytes;
 // 16-byte chunk c of row r sits at chunk c ^ (r % 8), so the 8 rows an
-// ldmatrix phase reads hit 8 distinct bank groups. W is copied with an L2
-// evict-first policy and a 256-byte L2 prefetch (the next stage's half of the
-// same 256-byte segment); x through L2 normally (every row tile rereads it:
+// ldmatrix phase reads hit 8 distinct bank groups. W is copied with a
+// 256-byte L2 prefetch (the next stage's half of the same 256-byte segment;
+// an L2 evict-first cache policy on the same zero-filling copy raised an
+// illegal-instruction error on the H200); x through L2 normally (every row tile rereads it:
 // tiles · n · in · 2 bytes of L2 reads per launch, half the weight bytes at
 // out = 4096, n = 64).
 //
@@ -101,9 +102,8 @@ __device__ __forceinline__ uint32_t SharedAddress(const void* p) {
 }
 
 // 16 bytes global → shared; src_bytes 0 fills zeros and reads nothing.
-__device__ __forceinline__ void CopyWeights(uint32_t dst, const void* src, uint32_t src_bytes, uint64_t policy) {
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::256B [%0], [%1], 16, %2, %3;" ::"r"(dst), "l"(src),
-               "r"(src_bytes), "l"(policy)
+__device__ __forceinline__ void CopyWeights(uint32_t dst, const void* src, uint32_t src_bytes) {
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes)
                : "memory");
 }
 
@@ -116,12 +116,6 @@ __device__ __forceinline__ void CommitCopies() { asm volatile("cp.async.commit_g
 template <int kPending>
 __device__ __forceinline__ void WaitCopies() {
   asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
-
-__device__ __forceinline__ uint64_t EvictFirstPolicy() {
-  uint64_t policy;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-  return policy;
 }
 
 __device__ __forceinline__ void LoadMatrices(uint32_t (&r)[4], uint32_t address) {
@@ -183,7 +177,6 @@ __global__ void __launch_bounds__(kThreads) SkinnyGemmKernel(const SkinnyParams 
   // The swizzled chunk is the same for every j (16·j keeps r % 8).
   const int copy_row = tid / kChunksPerRow, copy_chunk = tid % kChunksPerRow;
   const uint32_t copy_offset = static_cast<uint32_t>(copy_row * kRowBytes + ((copy_chunk ^ (copy_row % 8)) * 16));
-  const uint64_t policy = EvictFirstPolicy();
 
   auto copy_weights = [&](int step) {
     const uint32_t stage = shared_base + static_cast<uint32_t>((step % kStages) * StageBytes<kPadRows>());
@@ -194,7 +187,7 @@ __global__ void __launch_bounds__(kThreads) SkinnyGemmKernel(const SkinnyParams 
       const int64_t row = row0 + copy_row + 16 * j;
       const bool valid = k_valid && row < p.out;
       const __nv_bfloat16* src = valid ? p.w + row * p.in + k : p.w;
-      CopyWeights(stage + copy_offset + static_cast<uint32_t>(16 * j * kRowBytes), src, valid ? 16u : 0u, policy);
+      CopyWeights(stage + copy_offset + static_cast<uint32_t>(16 * j * kRowBytes), src, valid ? 16u : 0u);
     }
   };
   auto copy_input = [&](int step) {
