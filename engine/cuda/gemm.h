@@ -1,9 +1,11 @@
 // The projections: y[n, out] (= or +=) x[n, in] · W[out, in]ᵀ with bf16 x and
 // W, fp32 accumulation and a bf16 or fp32 y, all row-major with row strides.
-// Three kernels by batch, each where it streams the weights fastest on the
-// H200: n ≤ 8 the own GEMV kernel (engine/cuda/gemv.h); 8 < n ≤ 64 the
-// tensor-core skinny GEMM (engine/cuda/skinny_gemm.h); larger batches, and
-// operands the skinny kernel does not take, cuBLAS.
+// Three kernels by batch, each where it made the decode step fastest on the
+// H200: n ≤ 8 the own GEMV kernel (engine/cuda/gemv.h); 8 < n ≤ 16 the
+// tensor-core skinny GEMM (engine/cuda/skinny_gemm.h: step at batch 9 5.29
+// against 5.51 ms with cuBLAS, batch 16 5.73 against 5.78; at 32 and 64 it
+// is slower than cuBLAS, 7.01 against 6.55 and 9.47 against 7.90); larger
+// batches, and operands the skinny kernel does not take, cuBLAS.
 #ifndef SUPRA_ENGINE_CUDA_GEMM_H_
 #define SUPRA_ENGINE_CUDA_GEMM_H_
 
@@ -109,7 +111,7 @@ class GemmRunner {
   Handle side_handle_;
   Event fork_, join_;
   int gemv_max_rows_ = 8;
-  int skinny_max_rows_ = 64;
+  int skinny_max_rows_ = 16;
 };
 
 }  // namespace supra::cuda

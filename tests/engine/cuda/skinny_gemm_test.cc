@@ -41,6 +41,10 @@ using testing::Upload;
 using testing::UploadBf16;
 
 constexpr double kF32Tolerance = 1e-5;
+// fp32 sums of `in` products in a different order than the CPU's: the error
+// grows with the length of the sum (one k slice over in = 14336 measured
+// 1.9e-5 on the H200).
+double F32Tolerance(int64_t in) { return kF32Tolerance * std::max(1.0, static_cast<double>(in) / 4096.0); }
 constexpr double kBf16Tolerance = 8e-3;
 constexpr float kPadding = 777.0f;  // in y's row padding, which must stay untouched
 constexpr int64_t kRows = kSkinnyGemmMaxRows;
@@ -186,7 +190,7 @@ WorstErrors& Worst() {
 void Check(const Problem& p, const DeviceProblem& d, const Case& c) {
   const double error = RelativeMaxError(RunCase(p, d, c), Expected(p, c));
   const bool bf16 = c.epilogue == Epilogue::kBf16Store;
-  EXPECT_LE(error, bf16 ? kBf16Tolerance : kF32Tolerance) << Describe(p, c);
+  EXPECT_LE(error, bf16 ? kBf16Tolerance : F32Tolerance(p.in)) << Describe(p, c);
   double& worst = bf16 ? Worst().bf16 : Worst().f32;
   worst = std::max(worst, error);
 }
