@@ -404,7 +404,8 @@ void TimeMistral() {
   cudaEvent_t start = nullptr, stop = nullptr;
   ASSERT_EQ(cudaEventCreate(&start), cudaSuccess);
   ASSERT_EQ(cudaEventCreate(&stop), cudaSuccess);
-  for (int n : {1, 8, 16, 32, 64, 128, 256}) {
+  // 2-8: where kAuto switches from the cluster to the streaming kernel.
+  for (int n : {1, 2, 4, 5, 6, 8, 16, 32, 64, 128, 256}) {
     const Inputs in = MakeInputs(d, n, 72);
     const auto q = Upload(in.q);
     const auto k = Upload(in.k);
