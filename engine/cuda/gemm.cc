@@ -17,14 +17,21 @@ namespace {
 // cuBLAS needs a workspace it does not allocate itself during graph capture.
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
 
-// SUPRA_GEMM_SKINNY_MAX_ROWS=N (for measurements): the skinny kernel up to
-// batch N, 0 for cuBLAS above the GEMV range. Read once.
+// SUPRA_GEMM_GEMV_MAX_ROWS=N and SUPRA_GEMM_SKINNY_MAX_ROWS=N (for
+// measurements): the GEMV kernel up to batch N (at most kGemvMaxRows), the
+// skinny kernel up to batch N (at most kSkinnyGemmMaxRows); 0 disables
+// either. Unset or empty: `fallback`. Each read once.
+int EnvRows(const char* name, int max_rows, int fallback) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return fallback;
+  return std::clamp(std::atoi(value), 0, max_rows);
+}
+int EnvGemvMaxRows(int fallback) {
+  static const int rows = EnvRows("SUPRA_GEMM_GEMV_MAX_ROWS", static_cast<int>(kGemvMaxRows), -1);
+  return rows >= 0 ? rows : fallback;
+}
 int EnvSkinnyMaxRows(int fallback) {
-  static const int rows = [] {
-    const char* value = std::getenv("SUPRA_GEMM_SKINNY_MAX_ROWS");
-    if (value == nullptr || *value == '\0') return -1;
-    return std::clamp(std::atoi(value), 0, static_cast<int>(kSkinnyGemmMaxRows));
-  }();
+  static const int rows = EnvRows("SUPRA_GEMM_SKINNY_MAX_ROWS", static_cast<int>(kSkinnyGemmMaxRows), -1);
   return rows >= 0 ? rows : fallback;
 }
 
@@ -48,6 +55,7 @@ absl::StatusOr<GemmRunner::Handle> GemmRunner::CreateHandle(cudaStream_t stream,
 absl::StatusOr<GemmRunner> GemmRunner::Create(cudaStream_t stream) {
   GemmRunner runner;
   runner.stream_ = stream;
+  runner.gemv_max_rows_ = EnvGemvMaxRows(runner.gemv_max_rows_);
   runner.skinny_max_rows_ = EnvSkinnyMaxRows(runner.skinny_max_rows_);
   ASSIGN_OR_RETURN(runner.workspace_, DeviceBuffer<uint8_t>::Allocate(kWorkspaceBytes, "cuBLAS workspace"));
   ASSIGN_OR_RETURN(runner.handle_, CreateHandle(stream, runner.workspace_));
