@@ -128,8 +128,12 @@ __device__ __forceinline__ void LoadVTile(const __nv_bfloat16* __restrict__ v_ro
   }
 }
 
-// Waits until at most one committed cp.async group (the newest) is pending.
-__device__ __forceinline__ void CpAsyncWaitAllButNewest() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+// Waits until at most kPending committed cp.async groups (the newest) are
+// still pending.
+template <int kPending>
+__device__ __forceinline__ void CpAsyncWaitPending() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
 
 inline bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 

@@ -111,15 +111,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, tig = lane % 4;
 
-  // Stage the tiles: Q, K̃, V (group 0), then P_s (group 1, in flight while
-  // the scores are computed).
+  // Stage the tiles in the order they are needed: Q, K̃ (group 0, for the
+  // scores), P_s (group 1, in flight while the scores are computed), V
+  // (group 2, for Sw·V).
   const int64_t ldq = static_cast<int64_t>(heads) * f_dim, ldk = static_cast<int64_t>(dims.key_heads) * f_dim;
   const int64_t row0 = static_cast<int64_t>(chunk.row_begin) + s0;
   LoadQkTile<kThreads>(q + row0 * ldq + static_cast<int64_t>(head) * f_dim, ldq, len, f_dim, f16, ld, vec_qk, qs);
   LoadQkTile<kThreads>(k + row0 * ldk + static_cast<int64_t>(head / (heads / dims.key_heads)) * f_dim, ldk, len, f_dim,
                        f16, ld, vec_qk, ks);
-  LoadVTile<kThreads>(v + row0 * v_stride + static_cast<int64_t>(head / (heads / dims.value_heads)) * dv, v_stride, len,
-                      0, dv, lay.dv8, ldv, vec_v, vs_b);
   CpAsyncCommit();
   {
     const float* p_src = sub_chunk_states + (static_cast<int64_t>(sub) * heads + head) * f16 * lay.dv8;
@@ -130,6 +129,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     CpAsyncCommit();
   }
+  LoadVTile<kThreads>(v + row0 * v_stride + static_cast<int64_t>(head / (heads / dims.value_heads)) * dv, v_stride, len,
+                      0, dv, lay.dv8, ldv, vec_v, vs_b);
+  CpAsyncCommit();
   if (vec_qk && f16 > f_dim) {  // padding columns, never written by the copies
     const int pad = f16 - f_dim;
     for (int e = tid; e < 2 * kT * pad; e += kThreads) {
@@ -141,8 +143,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (tid <= kT) {
     decay[tid] = tid == 0 ? 1.0f : static_cast<float>(exp(static_cast<double>(tid) * log(static_cast<double>(gamma))));
   }
-  CpAsyncWaitAllButNewest();
-  __syncthreads();  // Q, K̃, V, padding and decay table complete
+  CpAsyncWaitPending<2>();
+  __syncthreads();  // Q, K̃, their padding and the decay table complete
 
   // 1. Scores: warp role (rows [i_lo, +16), columns [32·half, +32)), tiles
   // wholly above the diagonal or past the sub-chunk skipped (never read).
@@ -191,7 +193,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     }
   }
-  CpAsyncWaitAll();
+  CpAsyncWaitPending<1>();
   __syncthreads();  // Sw and P_s complete
 
   // 2. O = diag(γ^i) Q·P_s: warp `warp` owns the 8-column tiles warp + 8u
@@ -234,6 +236,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int e = 0; e < 4; ++e) o[mi][u][e] *= decay[16 * mi + g + (e / 2) * 8];
     }
   }
+
+  CpAsyncWaitAll();
+  __syncthreads();  // V complete
 
   // 3. O += Sw·V over j < len (Sw is zero above the diagonal: row tile mi
   // needs j < 16·mi + 16 only).
