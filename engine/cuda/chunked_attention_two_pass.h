@@ -29,7 +29,7 @@
 //
 // Pass 2, outputs (chunked_attention_outputs.cu): one 256-thread block per
 // (sub-chunk, query head) owning all Dv columns, so the GroupNorm is
-// block-local. Q, K̃, V (one cp.async group) and P_s (a second group, in
+// block-local. Q and K̃ (one cp.async group), P_s and V (two more, in
 // flight while the scores are computed) are staged in shared memory.
 //   scores: S = Q·K̃ᵀ (3xTF32), warp roles as the tensor-core kernel's (16
 //     rows × 32 columns each, tiles above the diagonal skipped), masked and
@@ -41,7 +41,7 @@
 // Shared memory at F = Dv = 128: Q, K̃ [64, 132] fp32 (2 × 33 KiB), V
 // [64, 168] bf16 (21 KiB), P_s [128, 136] fp32 (68 KiB), Sw hi/lo [64, 68]
 // fp32 (34 KiB), statistics 4 KiB: 193 KiB, one block per SM. ptxas -v:
-// 98 (F = 128) and 110 (any F) registers for Dv <= 128, 133 and 142 for
+// 98 (F = 128) and 110 (any F) registers for Dv <= 128, 133 and 146 for
 // Dv <= 256, no spills. Shapes whose pass-2 shared memory exceeds 227 KiB
 // (F = 128 with Dv > 160, F = 112 with Dv > 192) are not supported: the
 // launcher runs them on the SIMT kernel.
