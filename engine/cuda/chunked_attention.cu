@@ -422,10 +422,13 @@ absl::Status LaunchSimt(const AttentionDims& dims, const float* q, const float* 
   return absl::OkStatus();
 }
 
+inline constexpr int64_t kTwoPassMinSubChunksPerChunk = 2;
+
 // The two-pass kernels over the chunks, packed greedily (in descriptor
 // order) into launches whose sub-chunks fit the workspace; a chunk too long
 // for the workspace alone runs on the SIMT kernel. With `whole_or_nothing`
-// (kAuto), everything runs on the SIMT kernel unless one launch takes it all.
+// (kAuto), everything runs on the SIMT kernel unless one launch takes it all
+// and the chunks average at least kTwoPassMinSubChunksPerChunk sub-chunks.
 template <typename StateT>
 absl::Status LaunchTwoPassPacked(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
                                  int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks,
@@ -434,10 +437,19 @@ absl::Status LaunchTwoPassPacked(const AttentionDims& dims, const float* q, cons
                                  const AttentionChunkDesc* host_chunks, bool whole_or_nothing) {
   const int64_t capacity = workspace.StateCapacity(dims);
   if (whole_or_nothing) {
-    int64_t total = 0;
-    for (int c = 0; c < num_chunks; ++c) total += attention_internal::SubChunksOf(host_chunks[c], rows, state.slots);
+    int64_t total = 0, valid = 0;
+    for (int c = 0; c < num_chunks; ++c) {
+      const int64_t count = attention_internal::SubChunksOf(host_chunks[c], rows, state.slots);
+      total += count;
+      valid += count > 0 ? 1 : 0;
+    }
     if (total == 0) return absl::OkStatus();  // every chunk skipped
-    if (total > capacity) {
+    // Chunks of one sub-chunk (64 rows or fewer) on average: the SIMT kernel.
+    // On the H200 (CudaAttentionTiming, Mistral shapes) the two-pass kernels
+    // ran a 1 × 2048 prompt fed as 32 rounds of one 64-row chunk at 0.61× the
+    // SIMT kernel's speed (three launches for little work), and 8 × 256 (four
+    // sub-chunks a chunk) at 1.18×.
+    if (total > capacity || total < kTwoPassMinSubChunksPerChunk * valid) {
       return LaunchSimt(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state, out, stream);
     }
     return attention_internal::LaunchChunkedAttentionTwoPass(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows,
