@@ -40,9 +40,6 @@ class CudaForward {
 
   // Rows one prefill pass takes at most.
   int64_t max_rows() const { return max_rows_; }
-  // GPU memory of the prefill attention's workspace (in addition to the
-  // state pool and the activations).
-  size_t attention_workspace_bytes() const { return attention_workspace_.bytes(); }
 
   // Copies the batch's slots, tokens and positions to the device input
   // buffers (pinned staging, asynchronous). The batch is already checked.
