@@ -17,9 +17,13 @@ constexpr int kT = kChunkedAttentionSubChunk;  // rows of one sub-chunk
 constexpr int kMTiles = kT / 16;               // 16-row mma tiles of a sub-chunk
 constexpr int kLdSw = kT + 4;                  // floats per row of Sw hi/lo: ≡ 4 mod 32, A fragments conflict-free
 constexpr int kDecaySlots = 80;                // γ^t for t = 0..64, padded to 16 bytes
+constexpr int kPRows = 16;                     // rows of P_s per ring slot (two 8-feature mma steps)
+constexpr int kPSlots = 2;                     // ring slots of P_s
 static_assert(kT == 64 && kThreads == 256, "the warp roles below assume these sizes");
 
-// Byte offsets into the dynamic shared memory, each a multiple of 16.
+// Byte offsets into the dynamic shared memory, each a multiple of 16. K̃ is
+// dead once the scores are in registers: Sw hi/lo take its place. P_s
+// streams through a ring of kPSlots slices of kPRows rows.
 struct OutputsLayout {
   int f16;    // F rounded up to 16 (padding columns of Q, K̃ and rows of P are zero)
   int ld_qk;  // floats per row of Q and K̃: f16 + 4 ≡ 4 or 20 mod 32, fragment loads conflict-free
@@ -27,11 +31,12 @@ struct OutputsLayout {
   int ldv;    // bf16 per row of V: ≡ 40 mod 64 (20 words mod 32), B fragments conflict-free
   int ldp;    // floats per row of P: ≡ 8 mod 32, B fragments conflict-free
   int q;      // [kT, ld_qk] fp32
-  int k;      // [kT, ld_qk] fp32
-  int v;      // [kT, ldv] bf16
-  int p;      // [f16, ldp] fp32: the state entering the sub-chunk
+  int k;      // [kT, ld_qk] fp32, directly after Q; then Sw hi/lo in the same bytes
   int sw_hi;  // [kT, kLdSw] fp32: Sw[i][j] = γ^{i−j} q_i·k̃_j for j ≤ i < len, else 0 (tf32 high part)
   int sw_lo;  // [kT, kLdSw] fp32 (tf32 low part)
+  int v;      // [kT, ldv] bf16
+  int p;      // kPSlots × [kPRows, ldp] fp32: rows [16s, +16) of the state entering the sub-chunk
+  int p_slot_bytes;
   int decay;  // [kDecaySlots] fp32
   int stats;  // [kWarps, kT] float2: per warp and row, sum and squared deviations over the warp's columns
   int total;
@@ -46,11 +51,13 @@ __host__ __device__ inline OutputsLayout MakeOutputsLayout(int f_dim, int dv) {
   l.ldp = (dv + 31) / 32 * 32 + 8;
   l.q = 0;
   l.k = l.q + kT * l.ld_qk * 4;
-  l.v = l.k + kT * l.ld_qk * 4;
-  l.p = l.v + kT * l.ldv * 2;
-  l.sw_hi = l.p + l.f16 * l.ldp * 4;
+  l.sw_hi = l.k;
   l.sw_lo = l.sw_hi + kT * kLdSw * 4;
-  l.decay = l.sw_lo + kT * kLdSw * 4;
+  const int k_or_sw = kT * l.ld_qk * 4 > 2 * kT * kLdSw * 4 ? kT * l.ld_qk * 4 : 2 * kT * kLdSw * 4;
+  l.v = l.k + k_or_sw;
+  l.p = l.v + kT * l.ldv * 2;
+  l.p_slot_bytes = kPRows * l.ldp * 4;
+  l.decay = l.p + kPSlots * l.p_slot_bytes;
   l.stats = l.decay + kDecaySlots * 4;
   l.total = l.stats + kWarps * kT * 8;
   return l;
@@ -68,9 +75,10 @@ __device__ __forceinline__ int WarpColumns(int w, int dv, int n_tiles, int nt_pe
 
 // Grid (sub-chunks of the launch, H). kNt: 8-column tiles of O per warp (2
 // for Dv <= 128, 4 for Dv <= 256). kFixedF16: F rounded up to 16 known at
-// compile time (128, Mistral-SUPRA's), or 0 for any F. One block per SM.
+// compile time (128, Mistral-SUPRA's), or 0 for any F. Two blocks per SM for
+// Dv <= 128 (shared memory and registers sized for it), one for wider V.
 template <int kNt, int kFixedF16>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, kNt == 2 ? 2 : 1)
     ChunkedAttentionOutputsKernel(AttentionDims dims,
                                   const float* __restrict__ q,          // [rows, H·F]
                                   const float* __restrict__ k,          // [rows, Hk·F]
@@ -102,7 +110,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* ks = reinterpret_cast<float*>(smem + lay.k);
   __nv_bfloat16* vs_b = reinterpret_cast<__nv_bfloat16*>(smem + lay.v);
   const uint16_t* vs = reinterpret_cast<const uint16_t*>(smem + lay.v);
-  float* ps = reinterpret_cast<float*>(smem + lay.p);
+  auto p_slot = [&](int slot) { return reinterpret_cast<float*>(smem + lay.p + slot * lay.p_slot_bytes); };
   float* sw_hi = reinterpret_cast<float*>(smem + lay.sw_hi);
   float* sw_lo = reinterpret_cast<float*>(smem + lay.sw_lo);
   float* decay = reinterpret_cast<float*>(smem + lay.decay);
@@ -111,27 +119,31 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, tig = lane % 4;
 
-  // Stage the tiles in the order they are needed: Q, K̃ (group 0, for the
-  // scores), P_s (group 1, in flight while the scores are computed), V
-  // (group 2, for Sw·V).
+  // Stage Q, K̃ (group 0, for the scores), V (group 1) and the first slice
+  // of P_s (group 2), the last two in flight while the scores are computed.
   const int64_t ldq = static_cast<int64_t>(heads) * f_dim, ldk = static_cast<int64_t>(dims.key_heads) * f_dim;
   const int64_t row0 = static_cast<int64_t>(chunk.row_begin) + s0;
   LoadQkTile<kThreads>(q + row0 * ldq + static_cast<int64_t>(head) * f_dim, ldq, len, f_dim, f16, ld, vec_qk, qs);
   LoadQkTile<kThreads>(k + row0 * ldk + static_cast<int64_t>(head / (heads / dims.key_heads)) * f_dim, ldk, len, f_dim,
                        f16, ld, vec_qk, ks);
   CpAsyncCommit();
-  {
-    const float* p_src = sub_chunk_states + (static_cast<int64_t>(sub) * heads + head) * f16 * lay.dv8;
-    const int p4s = lay.dv8 / 4;
-    for (int u = tid; u < f16 * p4s; u += kThreads) {
-      const int f = u / p4s, d = u % p4s * 4;
-      CpAsync16(ps + f * ldp + d, p_src + static_cast<int64_t>(f) * lay.dv8 + d, true);
-    }
-    CpAsyncCommit();
-  }
   LoadVTile<kThreads>(v + row0 * v_stride + static_cast<int64_t>(head / (heads / dims.value_heads)) * dv, v_stride, len,
                       0, dv, lay.dv8, ldv, vec_v, vs_b);
   CpAsyncCommit();
+  // Rows [kPRows·slice, +kPRows) of P_s into ring slot slice % kPSlots, one
+  // cp.async group (the workspace rows are dv8 floats, 32-byte aligned).
+  const float* p_src = sub_chunk_states + (static_cast<int64_t>(sub) * heads + head) * f16 * lay.dv8;
+  auto load_p_slice = [&](int slice) {
+    float* dst = p_slot(slice % kPSlots);
+    const float* src = p_src + static_cast<int64_t>(slice) * kPRows * lay.dv8;
+    const int p4s = lay.dv8 / 4;
+    for (int u = tid; u < kPRows * p4s; u += kThreads) {
+      const int f = u / p4s, d = u % p4s * 4;
+      CpAsync16(dst + f * ldp + d, src + f * lay.dv8 + d, true);
+    }
+    CpAsyncCommit();
+  };
+  load_p_slice(0);
   if (vec_qk && f16 > f_dim) {  // padding columns, never written by the copies
     const int pad = f16 - f_dim;
     for (int e = tid; e < 2 * kT * pad; e += kThreads) {
@@ -148,11 +160,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // 1. Scores: warp role (rows [i_lo, +16), columns [32·half, +32)), tiles
   // wholly above the diagonal or past the sub-chunk skipped (never read).
+  // Sw overwrites K̃: every warp's scores are in registers first.
   {
     const int i_lo = 16 * static_cast<int>(kWarpRowBlocks >> (4 * warp) & 0xFu);
     const int half = static_cast<int>(kWarpHalves >> warp & 1u);
+    float s[4][4] = {};
     if (i_lo < len) {
-      float s[4][4] = {};
 #pragma unroll 2
       for (int f0 = 0; f0 < f16; f0 += 8) {
         uint32_t ah[4], al[4];
@@ -171,6 +184,9 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
       }
+    }
+    __syncthreads();  // K̃ read by every warp: its bytes become Sw
+    if (i_lo < len) {
 #pragma unroll
       for (int t = 0; t < 4; ++t) {
         const int j0 = 32 * half + 8 * t;
@@ -193,37 +209,47 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     }
   }
-  CpAsyncWaitPending<1>();
-  __syncthreads();  // Sw and P_s complete
 
   // 2. O = diag(γ^i) Q·P_s: warp `warp` owns the 8-column tiles warp + 8u
-  // (u < kNt) for the sub-chunk's 16-row tiles below len.
+  // (u < kNt) for the sub-chunk's 16-row tiles below len. P_s slice by
+  // slice: slice s + 1 is copied while slice s is used.
   const int m_tiles = (len + 15) / 16;
+  const int p_slices = f16 / kPRows;
   float o[kMTiles][kNt][4] = {};
-#pragma unroll 2
-  for (int f0 = 0; f0 < f16; f0 += 8) {
-    uint32_t ah[kMTiles][4], al[kMTiles][4];
+  for (int slice = 0; slice < p_slices; ++slice) {
+    // This slice landed (and, at slice 0, V: committed before it); every
+    // warp is done with slice − 1 (whose slot the next copy reuses) and,
+    // at slice 0, has written its part of Sw.
+    CpAsyncWaitAll();
+    __syncthreads();
+    if (slice + 1 < p_slices) load_p_slice(slice + 1);
+    const float* ps = p_slot(slice % kPSlots);
 #pragma unroll
-    for (int mi = 0; mi < kMTiles; ++mi) {
-      if (mi < m_tiles) {
-        const int a0 = (16 * mi + g) * ld + f0 + tig;
-        SplitTf32(qs[a0], ah[mi][0], al[mi][0]);
-        SplitTf32(qs[a0 + 8 * ld], ah[mi][1], al[mi][1]);
-        SplitTf32(qs[a0 + 4], ah[mi][2], al[mi][2]);
-        SplitTf32(qs[a0 + 8 * ld + 4], ah[mi][3], al[mi][3]);
+    for (int fl = 0; fl < kPRows; fl += 8) {
+      const int f0 = slice * kPRows + fl;
+      uint32_t ah[kMTiles][4], al[kMTiles][4];
+#pragma unroll
+      for (int mi = 0; mi < kMTiles; ++mi) {
+        if (mi < m_tiles) {
+          const int a0 = (16 * mi + g) * ld + f0 + tig;
+          SplitTf32(qs[a0], ah[mi][0], al[mi][0]);
+          SplitTf32(qs[a0 + 8 * ld], ah[mi][1], al[mi][1]);
+          SplitTf32(qs[a0 + 4], ah[mi][2], al[mi][2]);
+          SplitTf32(qs[a0 + 8 * ld + 4], ah[mi][3], al[mi][3]);
+        }
       }
-    }
 #pragma unroll
-    for (int u = 0; u < kNt; ++u) {
-      const int nt = warp + kWarps * u;
-      if (nt < n_tiles) {
-        const int e0 = (f0 + tig) * ldp + 8 * nt + g;
-        uint32_t bh0, bl0, bh1, bl1;
-        SplitTf32(ps[e0], bh0, bl0);
-        SplitTf32(ps[e0 + 4 * ldp], bh1, bl1);
+      for (int u = 0; u < kNt; ++u) {
+        const int nt = warp + kWarps * u;
+        if (nt < n_tiles) {
+          const int e0 = (fl + tig) * ldp + 8 * nt + g;
+          uint32_t bh0, bl0, bh1, bl1;
+          SplitTf32(ps[e0], bh0, bl0);
+          SplitTf32(ps[e0 + 4 * ldp], bh1, bl1);
 #pragma unroll
-        for (int mi = 0; mi < kMTiles; ++mi) {
-          if (mi < m_tiles) Mma3(o[mi][u], ah[mi], al[mi], bh0, bh1, bl0, bl1);
+          for (int mi = 0; mi < kMTiles; ++mi) {
+            if (mi < m_tiles) Mma3(o[mi][u], ah[mi], al[mi], bh0, bh1, bl0, bl1);
+          }
         }
       }
     }
@@ -237,11 +263,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   }
 
-  CpAsyncWaitAll();
-  __syncthreads();  // V complete
-
   // 3. O += Sw·V over j < len (Sw is zero above the diagonal: row tile mi
-  // needs j < 16·mi + 16 only).
+  // needs j < 16·mi + 16 only). V and Sw are complete and visible since the
+  // barrier at slice 0.
   for (int j0 = 0; j0 < len; j0 += 8) {
     uint32_t b0[kNt], b1[kNt];
 #pragma unroll
@@ -341,7 +365,26 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
+using OutputsKernel = decltype(&ChunkedAttentionOutputsKernel<2, 128>);
+
+// The one place that picks pass 2's instance for a shape.
+OutputsKernel SelectOutputsKernel(const OutputsLayout& lay) {
+  const bool wide = lay.dv8 / 8 > 2 * kWarps;  // Dv > 128: four column tiles per warp
+  const bool f128 = lay.f16 == 128;
+  return wide ? (f128 ? &ChunkedAttentionOutputsKernel<4, 128> : &ChunkedAttentionOutputsKernel<4, 0>)
+              : (f128 ? &ChunkedAttentionOutputsKernel<2, 128> : &ChunkedAttentionOutputsKernel<2, 0>);
+}
+
 }  // namespace
+
+absl::StatusOr<int> ChunkedAttentionOutputsBlocksPerSm(const AttentionDims& dims) {
+  const OutputsLayout lay = MakeOutputsLayout(dims.features, dims.value_dim);
+  OutputsKernel kernel = SelectOutputsKernel(lay);
+  CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, lay.total));
+  int blocks = 0;
+  CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kThreads, lay.total));
+  return blocks;
+}
 
 size_t ChunkedAttentionOutputsSmemBytes(const AttentionDims& dims) {
   return static_cast<size_t>(MakeOutputsLayout(dims.features, dims.value_dim).total);
@@ -356,10 +399,7 @@ absl::Status LaunchChunkedAttentionOutputs(const AttentionDims& dims, const floa
   const OutputsLayout lay = MakeOutputsLayout(dims.features, dims.value_dim);
   const bool vec_qk = dims.features % 4 == 0 && Aligned16(q) && Aligned16(k);
   const bool vec_v = dims.value_dim % 8 == 0 && v_stride % 8 == 0 && Aligned16(v);
-  const bool wide = lay.dv8 / 8 > 2 * kWarps;  // Dv > 128: four column tiles per warp
-  const bool f128 = lay.f16 == 128;
-  auto* kernel = wide ? (f128 ? &ChunkedAttentionOutputsKernel<4, 128> : &ChunkedAttentionOutputsKernel<4, 0>)
-                      : (f128 ? &ChunkedAttentionOutputsKernel<2, 128> : &ChunkedAttentionOutputsKernel<2, 0>);
+  OutputsKernel kernel = SelectOutputsKernel(lay);
   const size_t smem_bytes = static_cast<size_t>(lay.total);
   CUDA_RETURN_IF_ERROR(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));

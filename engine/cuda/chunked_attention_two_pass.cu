@@ -229,17 +229,17 @@ __global__ void __launch_bounds__(kThreads, 2)
 }
 
 template <typename StateT>
-absl::Status LaunchTwoPass(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
-                           int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks, int num_chunks,
-                           int rows, const StatePoolLayer<StateT>& state, __nv_bfloat16* out, cudaStream_t stream,
-                           ChunkedAttentionWorkspace& workspace, int64_t sub_chunks) {
+absl::Status LaunchStates(const AttentionDims& dims, const float* k, const __nv_bfloat16* v, int64_t v_stride,
+                          const float* gammas, const AttentionChunkDesc* chunks, int num_chunks, int rows,
+                          const StatePoolLayer<StateT>& state, cudaStream_t stream,
+                          ChunkedAttentionWorkspace& workspace, int64_t sub_chunks) {
   const int64_t capacity = workspace.StateCapacity(dims);
   if (sub_chunks < 1 || sub_chunks > capacity || num_chunks < 1 || num_chunks >= kTwoPassMaxChunks) {
     return absl::InternalError(absl::StrCat("chunked attention: two-pass launch of ", sub_chunks,
                                             " sub-chunks for a workspace of ", capacity));
   }
-  int32_t* first_sub_chunk = workspace.index.data();                      // [num_chunks]
-  int32_t* sub_chunk_chunk = workspace.index.data() + kTwoPassMaxChunks;  // [sub_chunks]
+  int32_t* first_sub_chunk = TwoPassFirstSubChunk(workspace);
+  int32_t* sub_chunk_chunk = TwoPassSubChunkChunk(workspace);
   SubChunkIndexKernel<<<1, kPrepThreads, 0, stream>>>(chunks, num_chunks, rows, state.slots, sub_chunks,
                                                       first_sub_chunk, sub_chunk_chunk);
   CUDA_RETURN_IF_LAUNCH_ERROR();
@@ -256,13 +256,38 @@ absl::Status LaunchTwoPass(const AttentionDims& dims, const float* q, const floa
   kernel<<<grid, kThreads, smem_bytes, stream>>>(dims, k, v, v_stride, gammas, chunks, rows, vec_k, vec_v, state,
                                                  first_sub_chunk, workspace.states.data(), sub_chunks);
   CUDA_RETURN_IF_LAUNCH_ERROR();
+  return absl::OkStatus();
+}
 
+template <typename StateT>
+absl::Status LaunchTwoPass(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
+                           int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks, int num_chunks,
+                           int rows, const StatePoolLayer<StateT>& state, __nv_bfloat16* out, cudaStream_t stream,
+                           ChunkedAttentionWorkspace& workspace, int64_t sub_chunks) {
+  absl::Status status =
+      LaunchStates(dims, k, v, v_stride, gammas, chunks, num_chunks, rows, state, stream, workspace, sub_chunks);
+  if (!status.ok()) return status;
   return LaunchChunkedAttentionOutputs(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, state.slots,
-                                       first_sub_chunk, sub_chunk_chunk, workspace.states.data(), sub_chunks, out,
-                                       stream);
+                                       TwoPassFirstSubChunk(workspace), TwoPassSubChunkChunk(workspace),
+                                       workspace.states.data(), sub_chunks, out, stream);
 }
 
 }  // namespace
+
+absl::Status LaunchChunkedAttentionStates(const AttentionDims& dims, const float* k, const __nv_bfloat16* v,
+                                          int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks,
+                                          int num_chunks, int rows, StatePoolLayer<float> state, cudaStream_t stream,
+                                          ChunkedAttentionWorkspace& workspace, int64_t sub_chunks) {
+  return LaunchStates(dims, k, v, v_stride, gammas, chunks, num_chunks, rows, state, stream, workspace, sub_chunks);
+}
+
+absl::Status LaunchChunkedAttentionStates(const AttentionDims& dims, const float* k, const __nv_bfloat16* v,
+                                          int64_t v_stride, const float* gammas, const AttentionChunkDesc* chunks,
+                                          int num_chunks, int rows, StatePoolLayer<__nv_bfloat16> state,
+                                          cudaStream_t stream, ChunkedAttentionWorkspace& workspace,
+                                          int64_t sub_chunks) {
+  return LaunchStates(dims, k, v, v_stride, gammas, chunks, num_chunks, rows, state, stream, workspace, sub_chunks);
+}
 
 bool TwoPassSupports(const AttentionDims& dims) { return ChunkedAttentionOutputsSmemBytes(dims) <= kMaxSmemPerBlock; }
 

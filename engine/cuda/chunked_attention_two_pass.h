@@ -29,22 +29,26 @@
 //
 // Pass 2, outputs (chunked_attention_outputs.cu): one 256-thread block per
 // (sub-chunk, query head) owning all Dv columns, so the GroupNorm is
-// block-local. Q and K̃ (one cp.async group), P_s and V (two more, in
-// flight while the scores are computed) are staged in shared memory.
+// block-local. Q and K̃ (cp.async group 0), V (group 1) and the first
+// 16-row slice of P_s (group 2) are staged in shared memory.
 //   scores: S = Q·K̃ᵀ (3xTF32), warp roles as the tensor-core kernel's (16
 //     rows × 32 columns each, tiles above the diagonal skipped), masked and
-//     decayed into Sw, stored split (hi, lo);
-//   O = diag(γ^i) Q·P_s (3xTF32) + Sw·V (2 terms): warp w owns the 8-column
-//     tiles w, w + 8, ... of O for all 64 rows;
+//     decayed into Sw, stored split (hi, lo) over K̃ once every warp's
+//     scores are in registers;
+//   O = diag(γ^i) Q·P_s (3xTF32): P_s streams through two ring slots of 16
+//     rows, slice s + 1 copied while slice s is used; then O += Sw·V (2
+//     terms). Warp w owns the 8-column tiles w, w + 8, ... of O for all 64
+//     rows;
 //   GroupNorm: per row, each warp's sum and squared deviations over its
 //     columns, combined over the 8 warps in shared memory (Chan et al.).
-// Shared memory at F = Dv = 128: Q, K̃ [64, 132] fp32 (2 × 33 KiB), V
-// [64, 168] bf16 (21 KiB), P_s [128, 136] fp32 (68 KiB), Sw hi/lo [64, 68]
-// fp32 (34 KiB), statistics 4 KiB: 193 KiB, one block per SM. ptxas -v:
-// 98 (F = 128) and 110 (any F) registers for Dv <= 128, 133 and 146 for
-// Dv <= 256, no spills. Shapes whose pass-2 shared memory exceeds 227 KiB
-// (F = 128 with Dv > 160, F = 112 with Dv > 192) are not supported: the
-// launcher runs them on the SIMT kernel.
+// Shared memory at F = Dv = 128: Q [64, 132] fp32 (33 KiB), K̃ [64, 132]
+// fp32 then Sw hi/lo [64, 68] fp32 (34 KiB), V [64, 168] bf16 (21 KiB), P_s
+// 2 × [16, 136] fp32 (17 KiB), statistics 4 KiB: 109.3 KiB, two blocks per
+// SM (one block's loads overlap the other's mma). At F = 128, Dv = 256
+// (the widest shape): 141.3 KiB, one block per SM. ptxas -v (CUDA 13.0,
+// sm_90): 111 (F = 128) and 119 (any F) registers for Dv <= 128 (launch
+// bounds: two blocks of 256 threads per SM, at most 128), 143 and 149 for
+// Dv <= 256, no spills. Every supported shape (F <= 128, Dv <= 256) fits.
 //
 // Workspace: [sub-chunks, H, F16, Dv8] fp32, F16 = F rounded up to 16, Dv8 =
 // Dv rounded up to 8; the padding rows and columns are written as zeros.
@@ -57,6 +61,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "engine/cuda/attention_common.h"
 #include "engine/cuda/chunked_attention.h"
 
@@ -77,6 +82,14 @@ inline int64_t TwoPassStateElems(const AttentionDims& d) {
 __host__ __device__ inline int SubChunksOf(const AttentionChunkDesc& c, int rows, int slots) {
   if (c.length <= 0 || c.row_begin < 0 || c.row_begin > rows - c.length || c.slot < 0 || c.slot >= slots) return 0;
   return (c.length + kChunkedAttentionSubChunk - 1) / kChunkedAttentionSubChunk;
+}
+
+// The sub-chunk index in the workspace (written by the prep kernel).
+inline int32_t* TwoPassFirstSubChunk(ChunkedAttentionWorkspace& w) {  // [num_chunks]
+  return w.index.data();
+}
+inline int32_t* TwoPassSubChunkChunk(ChunkedAttentionWorkspace& w) {  // [sub_chunks]
+  return w.index.data() + kTwoPassMaxChunks;
 }
 
 // Whether the two-pass kernels support the shape (pass 2's shared memory).
@@ -111,6 +124,29 @@ absl::Status LaunchChunkedAttentionTwoPass(const AttentionDims& dims,
                                            cudaStream_t stream, ChunkedAttentionWorkspace& workspace,
                                            int64_t sub_chunks);
 
+// The prep kernel and pass 1 alone (what LaunchChunkedAttentionTwoPass runs
+// before pass 2), so that the timing test can time the passes apart.
+absl::Status LaunchChunkedAttentionStates(const AttentionDims& dims,
+                                          const float* k,          // [rows, Hk·F], fp32
+                                          const __nv_bfloat16* v,  // [rows, v_stride], bf16
+                                          int64_t v_stride,
+                                          const float* gammas,               // [H], fp32
+                                          const AttentionChunkDesc* chunks,  // [num_chunks], device
+                                          int num_chunks, int rows,
+                                          StatePoolLayer<float> state,  // [slots, layers, H, F, Dv], fp32
+                                          cudaStream_t stream, ChunkedAttentionWorkspace& workspace,
+                                          int64_t sub_chunks);
+absl::Status LaunchChunkedAttentionStates(const AttentionDims& dims,
+                                          const float* k,          // [rows, Hk·F], fp32
+                                          const __nv_bfloat16* v,  // [rows, v_stride], bf16
+                                          int64_t v_stride,
+                                          const float* gammas,               // [H], fp32
+                                          const AttentionChunkDesc* chunks,  // [num_chunks], device
+                                          int num_chunks, int rows,
+                                          StatePoolLayer<__nv_bfloat16> state,  // [slots, layers, H, F, Dv], bf16
+                                          cudaStream_t stream, ChunkedAttentionWorkspace& workspace,
+                                          int64_t sub_chunks);
+
 // Pass 2 alone (chunked_attention_outputs.cu), after pass 1 on the stream.
 absl::Status LaunchChunkedAttentionOutputs(const AttentionDims& dims,
                                            const float* q,          // [rows, H·F], fp32
@@ -129,6 +165,9 @@ absl::Status LaunchChunkedAttentionOutputs(const AttentionDims& dims,
 
 // Pass 2's dynamic shared memory in bytes.
 size_t ChunkedAttentionOutputsSmemBytes(const AttentionDims& dims);
+
+// Pass 2's resident blocks per SM on the current device (for the timing test).
+absl::StatusOr<int> ChunkedAttentionOutputsBlocksPerSm(const AttentionDims& dims);
 
 }  // namespace supra::cuda::attention_internal
 

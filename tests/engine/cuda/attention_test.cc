@@ -46,6 +46,7 @@
 #include "engine/cpu/ops.h"
 #include "engine/cuda/attention_common.h"
 #include "engine/cuda/chunked_attention.h"
+#include "engine/cuda/chunked_attention_two_pass.h"
 #include "engine/cuda/recurrent_attention.h"
 #include "engine/model/config.h"
 #include "engine/model/decay.h"
@@ -676,9 +677,9 @@ TEST(CudaChunkedAttentionTwoPassTest, NoWorkspaceFallsBack) {
                           /*aligned_v=*/false, WorkspaceSpec{false});
 }
 
-// F = 128 with Dv = 256: pass 2's shared memory exceeds the limit, so the
-// launcher takes the SIMT kernel even with a workspace.
-TEST(CudaChunkedAttentionTwoPassTest, UnsupportedShapeFallsBack) {
+// F = 128 with Dv = 256, the widest shape: pass 2 with four column tiles per
+// warp and F fixed at 128 (about 141 KiB of shared memory, one block per SM).
+TEST(CudaChunkedAttentionTwoPassTest, WidestShapeF128Dv256) {
   SUPRA_SKIP_WITHOUT_GPU();
   RunChunkedParity<float>(AttentionDims{2, 2, 2, 128, 256}, kSmallPool, kChunks, 78, ChunkedAttentionKernel::kTwoPass);
 }
@@ -935,6 +936,42 @@ double MillisecondsPerCall(F&& call, int iterations) {
   return ms / iterations;
 }
 
+// The two passes of the two-pass kernel timed apart, for one launch of
+// `sequences` chunks of `length` rows (pass 1 includes the prep kernel).
+template <typename StateT>
+void TimeTwoPassPasses(const AttentionDims& d, const char* name, int sequences, int length, const Inputs& in,
+                       const DeviceBuffer<float>& q, const DeviceBuffer<float>& k, const DeviceBuffer<__nv_bfloat16>& v,
+                       const DeviceBuffer<float>& g, const DeviceBuffer<AttentionChunkDesc>& chunks,
+                       const StatePoolLayer<StateT>& layer, DeviceBuffer<__nv_bfloat16>& out,
+                       ChunkedAttentionWorkspace& workspace) {
+  namespace ai = attention_internal;
+  const int rows = sequences * length;
+  const int64_t sub_chunks =
+      int64_t{sequences} * ((length + kChunkedAttentionSubChunk - 1) / kChunkedAttentionSubChunk);
+  auto states = [&] {
+    return ai::LaunchChunkedAttentionStates(d, k.data(), v.data() + in.v_offset, in.v_stride, g.data(), chunks.data(),
+                                            sequences, rows, layer, nullptr, workspace, sub_chunks);
+  };
+  auto outputs = [&] {
+    return ai::LaunchChunkedAttentionOutputs(d, q.data(), k.data(), v.data() + in.v_offset, in.v_stride, g.data(),
+                                             chunks.data(), sequences, rows, layer.slots,
+                                             ai::TwoPassFirstSubChunk(workspace), ai::TwoPassSubChunkChunk(workspace),
+                                             workspace.states.data(), sub_chunks, out.data(), nullptr);
+  };
+  const absl::Status s1 = states();  // also writes the index and states that pass 2 reads
+  ASSERT_TRUE(s1.ok()) << s1;
+  const absl::Status s2 = outputs();
+  ASSERT_TRUE(s2.ok()) << s2;
+  const double states_ms = MillisecondsPerCall([&] { (void)states(); }, 5);
+  const double outputs_ms = MillisecondsPerCall([&] { (void)outputs(); }, 5);
+  const absl::StatusOr<int> blocks = ai::ChunkedAttentionOutputsBlocksPerSm(d);
+  ASSERT_TRUE(blocks.ok()) << blocks.status();
+  std::printf(
+      "prefill %s state, %-24s two pass   : pass 1 (index + states) %8.3f ms, pass 2 (outputs) %8.3f ms, "
+      "pass 2: %zu bytes of shared memory, %d blocks per SM\n",
+      kIsBf16<StateT> ? "bf16" : "fp32", name, states_ms, outputs_ms, ai::ChunkedAttentionOutputsSmemBytes(d), *blocks);
+}
+
 template <typename StateT>
 void TimeMistral() {
   const AttentionDims d{32, 8, 8, 128, 128};
@@ -1012,6 +1049,9 @@ void TimeMistral() {
           "only), %5.1f TFLOP/s useful, %.2fx the SIMT kernel's speed\n",
           dtype, plan.name, kernel.name, ms, 32 * ms, rows / (32 * ms * 1e-3), flops / (ms * 1e-3) / 1e12,
           simt_ms / ms);
+    }
+    if (plan.rounds == 1) {
+      TimeTwoPassPasses(d, plan.name, plan.sequences, plan.length, in, q, k, v, g, rounds[0], layer, out, *workspace);
     }
   }
 }
