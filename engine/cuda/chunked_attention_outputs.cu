@@ -18,17 +18,19 @@ constexpr int kMTiles = kT / 16;               // 16-row mma tiles of a sub-chun
 constexpr int kLdSw = kT + 4;                  // floats per row of Sw hi/lo: ≡ 4 mod 32, A fragments conflict-free
 constexpr int kDecaySlots = 80;                // γ^t for t = 0..64, padded to 16 bytes
 constexpr int kPRows = 16;                     // rows of P_s per ring slot (two 8-feature mma steps)
-constexpr int kPSlots = 2;                     // ring slots of P_s
+constexpr int kPSlots = 3;                     // ring slots of P_s: two slices in flight while one is used
 static_assert(kT == 64 && kThreads == 256, "the warp roles below assume these sizes");
+static_assert(kWarps * kT * 8 <= kT * (16 + 4) * 4, "the statistics fit in Q's bytes at the smallest F");
 
 // Byte offsets into the dynamic shared memory, each a multiple of 16. K̃ is
 // dead once the scores are in registers: Sw hi/lo take its place. P_s
-// streams through a ring of kPSlots slices of kPRows rows.
+// streams through a ring of kPSlots slices of kPRows rows. Q is dead after
+// Q·P_s: the GroupNorm statistics take its place.
 struct OutputsLayout {
   int f16;    // F rounded up to 16 (padding columns of Q, K̃ and rows of P are zero)
   int ld_qk;  // floats per row of Q and K̃: f16 + 4 ≡ 4 or 20 mod 32, fragment loads conflict-free
   int dv8;    // Dv rounded up to 8: the columns of O computed (padding columns of V and P are zero)
-  int ldv;    // bf16 per row of V: ≡ 40 mod 64 (20 words mod 32), B fragments conflict-free
+  int ldv;    // bf16 per row of V: dv8 + 8, an odd multiple of 4 words, B fragments conflict-free
   int ldp;    // floats per row of P: ≡ 8 mod 32, B fragments conflict-free
   int q;      // [kT, ld_qk] fp32
   int k;      // [kT, ld_qk] fp32, directly after Q; then Sw hi/lo in the same bytes
@@ -38,7 +40,7 @@ struct OutputsLayout {
   int p;      // kPSlots × [kPRows, ldp] fp32: rows [16s, +16) of the state entering the sub-chunk
   int p_slot_bytes;
   int decay;  // [kDecaySlots] fp32
-  int stats;  // [kWarps, kT] float2: per warp and row, sum and squared deviations over the warp's columns
+  int stats;  // [kWarps, kT] float2 over Q: per warp and row, sum and squared deviations over the warp's columns
   int total;
 };
 
@@ -47,7 +49,7 @@ __host__ __device__ inline OutputsLayout MakeOutputsLayout(int f_dim, int dv) {
   l.f16 = (f_dim + 15) / 16 * 16;
   l.ld_qk = l.f16 + 4;
   l.dv8 = (dv + 7) / 8 * 8;
-  l.ldv = (dv + 63) / 64 * 64 + 40;
+  l.ldv = l.dv8 + 8;
   l.ldp = (dv + 31) / 32 * 32 + 8;
   l.q = 0;
   l.k = l.q + kT * l.ld_qk * 4;
@@ -58,8 +60,8 @@ __host__ __device__ inline OutputsLayout MakeOutputsLayout(int f_dim, int dv) {
   l.p = l.v + kT * l.ldv * 2;
   l.p_slot_bytes = kPRows * l.ldp * 4;
   l.decay = l.p + kPSlots * l.p_slot_bytes;
-  l.stats = l.decay + kDecaySlots * 4;
-  l.total = l.stats + kWarps * kT * 8;
+  l.stats = l.q;  // kWarps · kT · 8 bytes <= kT · ld_qk · 4
+  l.total = l.decay + kDecaySlots * 4;
   return l;
 }
 
@@ -119,8 +121,9 @@ __global__ void __launch_bounds__(kThreads, kNt == 2 ? 2 : 1)
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, tig = lane % 4;
 
-  // Stage Q, K̃ (group 0, for the scores), V (group 1) and the first slice
-  // of P_s (group 2), the last two in flight while the scores are computed.
+  // Stage Q, K̃ (group 0, for the scores), V (group 1) and the first two
+  // slices of P_s (groups 2 and 3), the last three in flight while the
+  // scores are computed.
   const int64_t ldq = static_cast<int64_t>(heads) * f_dim, ldk = static_cast<int64_t>(dims.key_heads) * f_dim;
   const int64_t row0 = static_cast<int64_t>(chunk.row_begin) + s0;
   LoadQkTile<kThreads>(q + row0 * ldq + static_cast<int64_t>(head) * f_dim, ldq, len, f_dim, f16, ld, vec_qk, qs);
@@ -143,7 +146,9 @@ __global__ void __launch_bounds__(kThreads, kNt == 2 ? 2 : 1)
     }
     CpAsyncCommit();
   };
+  const int p_slices = f16 / kPRows;
   load_p_slice(0);
+  if (p_slices > 1) load_p_slice(1);
   if (vec_qk && f16 > f_dim) {  // padding columns, never written by the copies
     const int pad = f16 - f_dim;
     for (int e = tid; e < 2 * kT * pad; e += kThreads) {
@@ -155,7 +160,11 @@ __global__ void __launch_bounds__(kThreads, kNt == 2 ? 2 : 1)
   if (tid <= kT) {
     decay[tid] = tid == 0 ? 1.0f : static_cast<float>(exp(static_cast<double>(tid) * log(static_cast<double>(gamma))));
   }
-  CpAsyncWaitPending<2>();
+  if (p_slices > 1) {
+    CpAsyncWaitPending<3>();
+  } else {
+    CpAsyncWaitPending<2>();
+  }
   __syncthreads();  // Q, K̃, their padding and the decay table complete
 
   // 1. Scores: warp role (rows [i_lo, +16), columns [32·half, +32)), tiles
@@ -212,17 +221,21 @@ __global__ void __launch_bounds__(kThreads, kNt == 2 ? 2 : 1)
 
   // 2. O = diag(γ^i) Q·P_s: warp `warp` owns the 8-column tiles warp + 8u
   // (u < kNt) for the sub-chunk's 16-row tiles below len. P_s slice by
-  // slice: slice s + 1 is copied while slice s is used.
+  // slice: slices s + 1 and s + 2 are in flight while slice s is used.
   const int m_tiles = (len + 15) / 16;
-  const int p_slices = f16 / kPRows;
   float o[kMTiles][kNt][4] = {};
   for (int slice = 0; slice < p_slices; ++slice) {
-    // This slice landed (and, at slice 0, V: committed before it); every
-    // warp is done with slice − 1 (whose slot the next copy reuses) and,
-    // at slice 0, has written its part of Sw.
-    CpAsyncWaitAll();
+    // This slice landed (the newest group, slice + 1's, may be pending;
+    // V was committed before slice 0); every warp is done with slice − 1
+    // (whose slot slice + 2 reuses) and, at slice 0, has written its part
+    // of Sw.
+    if (slice + 1 < p_slices) {
+      CpAsyncWaitPending<1>();
+    } else {
+      CpAsyncWaitAll();
+    }
     __syncthreads();
-    if (slice + 1 < p_slices) load_p_slice(slice + 1);
+    if (slice + 2 < p_slices) load_p_slice(slice + 2);
     const float* ps = p_slot(slice % kPSlots);
 #pragma unroll
     for (int fl = 0; fl < kPRows; fl += 8) {
@@ -293,6 +306,7 @@ __global__ void __launch_bounds__(kThreads, kNt == 2 ? 2 : 1)
 
   // 4. GroupNorm statistics of this warp's columns per row: the sum and the
   // squared deviations from their own mean (combined over the warps below).
+  __syncthreads();  // every warp is done with Q: the statistics overwrite it
   const int n_here = WarpColumns(warp, dv, n_tiles, kNt);
 #pragma unroll
   for (int mi = 0; mi < kMTiles; ++mi) {

@@ -29,26 +29,27 @@
 //
 // Pass 2, outputs (chunked_attention_outputs.cu): one 256-thread block per
 // (sub-chunk, query head) owning all Dv columns, so the GroupNorm is
-// block-local. Q and K̃ (cp.async group 0), V (group 1) and the first
-// 16-row slice of P_s (group 2) are staged in shared memory.
+// block-local. Q and K̃ (cp.async group 0), V (group 1) and the first two
+// 16-row slices of P_s (groups 2, 3) are staged in shared memory.
 //   scores: S = Q·K̃ᵀ (3xTF32), warp roles as the tensor-core kernel's (16
 //     rows × 32 columns each, tiles above the diagonal skipped), masked and
 //     decayed into Sw, stored split (hi, lo) over K̃ once every warp's
 //     scores are in registers;
-//   O = diag(γ^i) Q·P_s (3xTF32): P_s streams through two ring slots of 16
-//     rows, slice s + 1 copied while slice s is used; then O += Sw·V (2
-//     terms). Warp w owns the 8-column tiles w, w + 8, ... of O for all 64
-//     rows;
+//   O = diag(γ^i) Q·P_s (3xTF32): P_s streams through three ring slots of
+//     16 rows, slices s + 1 and s + 2 in flight while slice s is used; then
+//     O += Sw·V (2 terms). Warp w owns the 8-column tiles w, w + 8, ... of
+//     O for all 64 rows;
 //   GroupNorm: per row, each warp's sum and squared deviations over its
-//     columns, combined over the 8 warps in shared memory (Chan et al.).
+//     columns, combined over the 8 warps in shared memory (over Q, dead by
+//     then; Chan et al.).
 // Shared memory at F = Dv = 128: Q [64, 132] fp32 (33 KiB), K̃ [64, 132]
-// fp32 then Sw hi/lo [64, 68] fp32 (34 KiB), V [64, 168] bf16 (21 KiB), P_s
-// 2 × [16, 136] fp32 (17 KiB), statistics 4 KiB: 109.3 KiB, two blocks per
-// SM (one block's loads overlap the other's mma). At F = 128, Dv = 256
-// (the widest shape): 141.3 KiB, one block per SM. ptxas -v (CUDA 13.0,
-// sm_90): 111 (F = 128) and 119 (any F) registers for Dv <= 128 (launch
-// bounds: two blocks of 256 threads per SM, at most 128), 143 and 149 for
-// Dv <= 256, no spills. Every supported shape (F <= 128, Dv <= 256) fits.
+// fp32 then Sw hi/lo [64, 68] fp32 (34 KiB), V [64, 136] bf16 (17 KiB), P_s
+// 3 × [16, 136] fp32 (25.5 KiB): 109.8 KiB, two blocks per SM (one block's
+// loads overlap the other's mma). At F = 128, Dv = 256 (the widest shape):
+// 149.8 KiB, one block per SM. ptxas -v (CUDA 13.0, sm_90): 113 (F = 128)
+// and 115 (any F) registers for Dv <= 128 (launch bounds: two blocks of 256
+// threads per SM, so at most 128), 148 and 151 for Dv <= 256, no spills.
+// Every supported shape (F <= 128, Dv <= 256) fits.
 //
 // Workspace: [sub-chunks, H, F16, Dv8] fp32, F16 = F rounded up to 16, Dv8 =
 // Dv rounded up to 8; the padding rows and columns are written as zeros.

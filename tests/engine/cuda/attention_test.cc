@@ -678,7 +678,7 @@ TEST(CudaChunkedAttentionTwoPassTest, NoWorkspaceFallsBack) {
 }
 
 // F = 128 with Dv = 256, the widest shape: pass 2 with four column tiles per
-// warp and F fixed at 128 (about 141 KiB of shared memory, one block per SM).
+// warp and F fixed at 128 (about 150 KiB of shared memory, one block per SM).
 TEST(CudaChunkedAttentionTwoPassTest, WidestShapeF128Dv256) {
   SUPRA_SKIP_WITHOUT_GPU();
   RunChunkedParity<float>(AttentionDims{2, 2, 2, 128, 256}, kSmallPool, kChunks, 78, ChunkedAttentionKernel::kTwoPass);
