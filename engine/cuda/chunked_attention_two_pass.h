@@ -93,7 +93,8 @@ inline int32_t* TwoPassSubChunkChunk(ChunkedAttentionWorkspace& w) {  // [sub_ch
   return w.index.data() + kTwoPassMaxChunks;
 }
 
-// Whether the two-pass kernels support the shape (pass 2's shared memory).
+// Whether the two-pass kernels support the shape (pass 2's shared memory
+// fits: true for every F <= 128, Dv <= 256 since pass 2 streams P_s).
 bool TwoPassSupports(const AttentionDims& dims);
 
 // One launch of the two-pass kernels over chunks [0, num_chunks) (valid

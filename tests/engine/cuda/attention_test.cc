@@ -684,6 +684,19 @@ TEST(CudaChunkedAttentionTwoPassTest, WidestShapeF128Dv256) {
   RunChunkedParity<float>(AttentionDims{2, 2, 2, 128, 256}, kSmallPool, kChunks, 78, ChunkedAttentionKernel::kTwoPass);
 }
 
+// Pass 2's shared memory (no GPU needed): two blocks per SM at
+// Mistral-SUPRA's F = Dv = 128 (228 KiB per SM, 1 KiB of it reserved per
+// block), and every shape the launcher accepts within the 227 KiB a block
+// may opt in to, so the two-pass kernels take them all.
+TEST(CudaChunkedAttentionTwoPassLayoutTest, Pass2SharedMemory) {
+  EXPECT_LE(attention_internal::ChunkedAttentionOutputsSmemBytes(AttentionDims{32, 8, 8, 128, 128}), 113u * 1024);
+  for (const AttentionDims& d : {AttentionDims{32, 8, 8, 128, 128}, AttentionDims{2, 2, 2, 128, 256},
+                                 AttentionDims{4, 2, 2, 64, 256}, AttentionDims{6, 3, 3, 6, 5}}) {
+    EXPECT_LE(attention_internal::ChunkedAttentionOutputsSmemBytes(d), 227u * 1024) << d.features << " " << d.value_dim;
+    EXPECT_TRUE(attention_internal::TwoPassSupports(d)) << d.features << " " << d.value_dim;
+  }
+}
+
 // Two-pass == SIMT at Mistral-SUPRA's shapes, 4 sequences of 600 rows
 // (9 full sub-chunks and a partial one each) from random states: outputs
 // within the output tolerance, states within the fp32 state tolerance.
