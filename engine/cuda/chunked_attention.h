@@ -72,16 +72,16 @@ inline constexpr int kChunkedAttentionSubChunk = 64;
 inline constexpr int kMaxChunkedAttentionFeatures = 128;
 
 // Which kernel runs a launch. kAuto: the two-pass kernels when the caller
-// passes a workspace and the host copy of the descriptors, the shape is one
-// they support (their shared memory fits), the whole launch fits the
-// workspace and its chunks average more than one sub-chunk (64 rows);
-// otherwise the SIMT kernel (the faster of the two one-pass
-// kernels on the H200, see chunked_attention.cu). kTwoPass: the two-pass
-// kernels wherever possible: chunks are packed into as many internal launches
-// as the workspace needs, a chunk too long for the workspace alone (and every
-// chunk when there is no workspace, no host copy or an unsupported shape) runs
-// on the SIMT kernel. The others are for tests and timing; every kernel
-// supports every shape the launcher accepts.
+// passes a workspace and the host copy of the descriptors, the whole launch
+// fits the workspace and its chunks average more than one sub-chunk (64
+// rows); otherwise the SIMT kernel (the faster of the two one-pass kernels on
+// the H200, see chunked_attention.cu). On the H200 (Mistral shapes, ms a
+// layer): 1 × 2048 two-pass 0.28 against SIMT 0.65, 8 × 2048 in one launch
+// 1.87 against 3.16. kTwoPass: the two-pass kernels wherever possible: chunks
+// are packed into as many internal launches as the workspace needs; a chunk
+// too long for the workspace alone (and every chunk when there is no
+// workspace or no host copy) runs on the SIMT kernel. The others are for
+// tests and timing; every kernel supports every shape the launcher accepts.
 enum class ChunkedAttentionKernel { kAuto, kSimt, kTensorCore, kTwoPass };
 
 // Device scratch of the two-pass kernels: the fp32 state entering every
