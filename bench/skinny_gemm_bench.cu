@@ -29,8 +29,17 @@
 
 #include "bench_check.h"
 #include "engine/cuda/skinny_gemm.h"
+#include "projection_bench.cuh"
 
 namespace {
+
+using supra::bench::Bf16ToFloat;
+using supra::bench::CopyBandwidth;
+using supra::bench::Fill;
+using supra::bench::kBytesPerReplay;
+using supra::bench::kRotationBytes;
+using supra::bench::RelativeMaxDiff;
+using supra::bench::TimeGraph;
 
 #define CHECK_CUBLAS(expr)                                                                       \
   do {                                                                                           \
@@ -57,94 +66,6 @@ constexpr Shape kShapes[] = {
 constexpr int kBatches[] = {16, 32, 64};
 constexpr int kMaxBatch = 64;
 
-constexpr size_t kRotationBytes = size_t{256} << 20;  // > 4 × the L2
-constexpr size_t kCopyBytes = size_t{2} << 30;        // the copy-bandwidth probe: 2 GiB read + 2 GiB written
-constexpr double kBytesPerReplay = 3e9;               // weights streamed per graph replay (~0.7 ms at 4.3 TB/s)
-constexpr int kWarmupReplays = 2;
-constexpr int kTimedReplays = 7;
-
-// Deterministic pseudo-random bf16 in [-1, 1): weights that are not zeros.
-__global__ void FillBf16(__nv_bfloat16* p, size_t count, uint32_t seed) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed ^ static_cast<uint32_t>(i >> 32) * 40503u;
-    h ^= h >> 15;
-    h *= 2246822519u;
-    h ^= h >> 13;
-    p[i] = __float2bfloat16(static_cast<float>(h >> 8) * (2.0f / 16777216.0f) - 1.0f);
-  }
-}
-
-void Fill(__nv_bfloat16* p, size_t count, uint32_t seed) {
-  FillBf16<<<1024, 256>>>(p, count, seed);
-  CHECK_CUDA(cudaGetLastError());
-}
-
-// Median milliseconds of one launch, from replays of a graph of `launches`.
-double TimeGraph(cudaStream_t stream, const std::function<void(int)>& launch, int launches) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < launches; ++i) launch(i);
-  CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
-  CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
-  cudaEvent_t start, stop;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&stop));
-  for (int i = 0; i < kWarmupReplays; ++i) CHECK_CUDA(cudaGraphLaunch(exec, stream));
-  std::vector<double> ms;
-  for (int i = 0; i < kTimedReplays; ++i) {
-    CHECK_CUDA(cudaEventRecord(start, stream));
-    CHECK_CUDA(cudaGraphLaunch(exec, stream));
-    CHECK_CUDA(cudaEventRecord(stop, stream));
-    CHECK_CUDA(cudaEventSynchronize(stop));
-    float elapsed = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&elapsed, start, stop));
-    ms.push_back(elapsed);
-  }
-  CHECK_CUDA(cudaEventDestroy(start));
-  CHECK_CUDA(cudaEventDestroy(stop));
-  CHECK_CUDA(cudaGraphExecDestroy(exec));
-  CHECK_CUDA(cudaGraphDestroy(graph));
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2] / launches;
-}
-
-// Device-to-device copy bandwidth in GB/s, counting bytes read and written;
-// the best of several 2 GiB copies.
-double CopyBandwidth(cudaStream_t stream) {
-  void *src = nullptr, *dst = nullptr;
-  CHECK_CUDA(cudaMalloc(&src, kCopyBytes));
-  CHECK_CUDA(cudaMalloc(&dst, kCopyBytes));
-  Fill(static_cast<__nv_bfloat16*>(src), kCopyBytes / 2, 7);
-  cudaEvent_t start, stop;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&stop));
-  CHECK_CUDA(cudaMemcpyAsync(dst, src, kCopyBytes, cudaMemcpyDeviceToDevice, stream));
-  double best_ms = 1e30;
-  for (int i = 0; i < 5; ++i) {
-    CHECK_CUDA(cudaEventRecord(start, stream));
-    CHECK_CUDA(cudaMemcpyAsync(dst, src, kCopyBytes, cudaMemcpyDeviceToDevice, stream));
-    CHECK_CUDA(cudaEventRecord(stop, stream));
-    CHECK_CUDA(cudaEventSynchronize(stop));
-    float elapsed = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&elapsed, start, stop));
-    best_ms = std::min<double>(best_ms, elapsed);
-  }
-  CHECK_CUDA(cudaEventDestroy(start));
-  CHECK_CUDA(cudaEventDestroy(stop));
-  CHECK_CUDA(cudaFree(src));
-  CHECK_CUDA(cudaFree(dst));
-  return 2.0 * static_cast<double>(kCopyBytes) / (best_ms * 1e-3) / 1e9;
-}
-
-float Bf16ToFloat(uint16_t bits) {
-  const uint32_t word = static_cast<uint32_t>(bits) << 16;
-  float f;
-  std::memcpy(&f, &word, sizeof f);
-  return f;
-}
-
 // y[n, out] as floats.
 std::vector<float> ReadOutput(const void* y, bool bf16, int64_t n, int64_t out) {
   const int64_t count = n * out;
@@ -157,16 +78,6 @@ std::vector<float> ReadOutput(const void* y, bool bf16, int64_t n, int64_t out) 
     CHECK_CUDA(cudaMemcpy(values.data(), y, count * 4, cudaMemcpyDeviceToHost));
   }
   return values;
-}
-
-double RelativeMaxDiff(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i])) return INFINITY;
-    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
-    ref = std::max(ref, std::abs(static_cast<double>(b[i])));
-  }
-  return ref > 0 ? diff / ref : diff;
 }
 
 struct Result {
