@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/attention_common.cuh"
 #include "engine/cuda/chunked_attention.h"
-#include "engine/cuda/chunked_attention_tc.h"
 #include "engine/cuda/chunked_attention_two_pass.h"
 #include "engine/cuda/cuda_status.h"
 
@@ -385,13 +384,6 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// What kAuto runs: the SIMT kernel. The 3xTF32 tensor-core kernel is correct
-// (it passes the same parity tests) but measured slower on the H200
-// (2026-11-28, CudaAttentionTiming: 0.82x at 1x2048, 0.85x at 8x2048; one
-// block per SM at 218 KiB of shared memory, operands split per warp);
-// bench/RESULTS.md lists what it would need.
-constexpr bool kAutoUsesTensorCores = false;
-
 // The SIMT kernel over chunks [0, num_chunks) (valid arguments, >= 1 chunk).
 template <typename StateT>
 absl::Status LaunchSimt(const AttentionDims& dims, const float* q, const float* k, const __nv_bfloat16* v,
@@ -503,12 +495,6 @@ absl::Status LaunchAny(const AttentionDims& dims, const float* q, const float* k
   }
   if (num_chunks == 0 || rows == 0) return absl::OkStatus();
   if (chunks == nullptr) return absl::InvalidArgumentError("chunked attention: null chunks");
-  const bool tensor_cores =
-      which == ChunkedAttentionKernel::kTensorCore || (which == ChunkedAttentionKernel::kAuto && kAutoUsesTensorCores);
-  if (tensor_cores) {
-    return attention_internal::LaunchChunkedAttentionTensorCore(dims, q, k, v, v_stride, gammas, chunks, num_chunks,
-                                                                rows, state, out, stream);
-  }
   const bool two_pass = (which == ChunkedAttentionKernel::kTwoPass || which == ChunkedAttentionKernel::kAuto) &&
                         workspace != nullptr && host_chunks != nullptr && attention_internal::TwoPassSupports(dims);
   if (two_pass) {

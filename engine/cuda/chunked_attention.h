@@ -5,22 +5,8 @@
 //   P ← γ^C P + Σ_j γ^{C−j} k̃_jᵀ v_j
 // with γ^t = exp(t·log γ), t ≤ 64 (never a quotient of powers).
 //
-// Three kernels compute it; LaunchChunkedAttention picks one (see
-// ChunkedAttentionKernel). The two one-pass kernels (SIMT, tensor core) use
-// one thread block per (32-column tile of Dv, head, chunk), the tiles of one
-// (chunk, head) forming a thread-block cluster (at most 8 blocks); a block
-// keeps its F×32 tile of the state on chip for the whole chunk (read from the
-// pool once, written once), walks the chunk in sub-chunks of 64 rows and
-// combines the GroupNorm statistics over the cluster through distributed
-// shared memory (per-tile sums and squared deviations, Chan et al.), so one
-// launch does everything.
-//
-// Tensor-core kernel (chunked_attention_tc.{h,cu}, for tests and timing: 0.8-
-// 0.95× the SIMT kernel's speed on the H200): every
-// product (Q·K̃ᵀ, Q·P, (M ⊙ S)·V, K̃ᵀ·V) on mma.sync tf32 in 3xTF32 form
-// (near-fp32 accuracy), the state tile in registers, double-buffered
-// asynchronous loads of the next sub-chunk; layout, budgets and error
-// analysis in chunked_attention_tc.h.
+// Two kernel families compute it; LaunchChunkedAttention picks one (see
+// ChunkedAttentionKernel).
 //
 // Two-pass kernels (chunked_attention_two_pass.{h,cu}, chunked_attention_
 // outputs.cu; the default when the caller gives a workspace), "states, then
@@ -30,10 +16,17 @@
 // pass 2 is fully parallel, one block per (sub-chunk, head) owning all Dv
 // columns: O = diag(γ^i) Q·P_s + (M ⊙ decay ⊙ Q K̃ᵀ)·V and the GroupNorm,
 // block-local. Both on tensor cores in 3xTF32 form (2 terms where V is one
-// operand). Layout and budgets in chunked_attention_two_pass.h.
+// operand; accuracy in chunked_attention_mma.cuh). Layout and budgets in
+// chunked_attention_two_pass.h.
 //
-// SIMT kernel (chunked_attention.cu, kept as the reference and fallback):
-// shared-memory-tiled fp32 products on the SIMT cores: scores Q·K̃ᵀ split
+// SIMT kernel (chunked_attention.cu, the reference and fallback): one thread
+// block per (32-column tile of Dv, head, chunk), the tiles of one (chunk,
+// head) forming a thread-block cluster (at most 8 blocks); a block keeps its
+// F×32 tile of the state on chip for the whole chunk (read from the pool
+// once, written once), walks the chunk in sub-chunks of 64 rows and combines
+// the GroupNorm statistics over the cluster through distributed shared memory
+// (per-tile sums and squared deviations, Chan et al.), so one launch does
+// everything; shared-memory-tiled fp32 products on the SIMT cores: scores Q·K̃ᵀ split
 // over the cluster by features and summed through distributed shared memory,
 // O = diag(γ^i)·Q·P + (M ⊙ S)·V, P ← γ^L P + (diag(γ^{L−j}) K̃)ᵀ·V. Cluster
 // barriers are split (arrive, local work, wait) to hide their latency. 109 KiB
@@ -74,15 +67,15 @@ inline constexpr int kMaxChunkedAttentionFeatures = 128;
 // Which kernel runs a launch. kAuto: the two-pass kernels when the caller
 // passes a workspace and the host copy of the descriptors, the whole launch
 // fits the workspace and its chunks average more than one sub-chunk (64
-// rows); otherwise the SIMT kernel (the faster of the two one-pass kernels on
-// the H200, see chunked_attention.cu). On the H200 (Mistral shapes, ms a
+// rows); otherwise the SIMT kernel. On the H200 (Mistral shapes, ms a
 // layer): 1 × 2048 two-pass 0.28 against SIMT 0.65, 8 × 2048 in one launch
 // 1.87 against 3.16. kTwoPass: the two-pass kernels wherever possible: chunks
 // are packed into as many internal launches as the workspace needs; a chunk
 // too long for the workspace alone (and every chunk when there is no
-// workspace or no host copy) runs on the SIMT kernel. The others are for
-// tests and timing; every kernel supports every shape the launcher accepts.
-enum class ChunkedAttentionKernel { kAuto, kSimt, kTensorCore, kTwoPass };
+// workspace or no host copy) runs on the SIMT kernel. kSimt: the SIMT kernel
+// (for tests and timing). Every kernel supports every shape the launcher
+// accepts.
+enum class ChunkedAttentionKernel { kAuto, kSimt, kTwoPass };
 
 // Device scratch of the two-pass kernels: the fp32 state entering every
 // sub-chunk of a launch, per query head, and the sub-chunk index of the

@@ -1,8 +1,23 @@
-// Device helpers of the tensor-core chunked attention kernels
-// (chunked_attention_tc.cu and the two-pass kernels of
-// chunked_attention_two_pass.cu / chunked_attention_outputs.cu): 3xTF32
-// operand splitting, the m16n8k8 tf32 mma, and the sub-chunk tile loads.
-// Included by those .cu files only (it has device code).
+// Device helpers of the two-pass chunked attention kernels
+// (chunked_attention_two_pass.cu, chunked_attention_outputs.cu): 3xTF32
+// operand splitting, the m16n8k8 tf32 mma, the warp roles of the score
+// matrix, and the sub-chunk tile loads. Included by those .cu files only (it
+// has device code).
+//
+// Accuracy of 3xTF32 (against fp32 arithmetic): an fp32 operand is split into
+// hi = tf32(a) and lo = tf32(a − hi), and a·b ≈ lo_a·hi_b + hi_a·lo_b +
+// hi_a·hi_b (small terms first); V is bf16, exact in tf32 (lo = 0), so the
+// products with V take two mma instead of three. A product misses lo_a·lo_b
+// and the rounding of the lo parts, at most ~2^-21 of |a·b| each; the tensor
+// core accumulates each mma's eight products into fp32 (truncating rather
+// than rounding: up to an ulp of the running sum per mma). A state update sums
+// 64 products in 16 mma per element and is added to the carried state with
+// one fp32 fma, so its error stays around 16·2^-23 ≈ 2e-6 of the update's
+// magnitude, below the 1e-5 (of the largest state value) the tests allow;
+// scores and outputs see 16-48 mma per element, far below bf16 output
+// rounding. (A one-pass 3xTF32 kernel, chunked_attention_tc.cu, used the same
+// helpers until 2026-11-29; it ran 0.8-0.95× the SIMT kernel's speed on the
+// H200 and was removed when the two-pass kernels replaced it.)
 #ifndef SUPRA_ENGINE_CUDA_CHUNKED_ATTENTION_MMA_CUH_
 #define SUPRA_ENGINE_CUDA_CHUNKED_ATTENTION_MMA_CUH_
 
@@ -56,7 +71,7 @@ __device__ __forceinline__ void Mma2(float (&d)[4], const uint32_t (&ah)[4], con
 }
 
 // Row block (rows [16·rb, +16)) and column half of a 64×64 sub-chunk score
-// matrix (and, in the tensor-core kernel, of O) per warp of 8, packed 4 bits
+// matrix per warp of 8, packed 4 bits
 // (rb) and 1 bit (half) per warp. Warps w and w + 4 share an SM
 // sub-partition; the scores' work per role (3-mma tiles per feature step,
 // the diagonal skipped) is rb0: 4 + 2 (halves 0 + 1), rb1: 6 + 2, rb2: 6 + 4,

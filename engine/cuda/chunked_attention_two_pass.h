@@ -20,7 +20,7 @@
 // layout, 16 floats per thread). Per sub-chunk: write the tile of P_s to the
 // workspace, then P ← γ^L P + (diag(γ^{L−j}) K̃)ᵀ·V on mma.sync tf32, K̃
 // scaled and split hi/lo, V bf16 (exact in tf32): 2 mma per product, ~fp32
-// accuracy (analysis as chunked_attention_tc.h). K̃ and V of the next
+// accuracy (analysis in chunked_attention_mma.cuh). K̃ and V of the next
 // sub-chunk are fetched with cp.async while the current one is used. At the
 // end the tile goes to the state pool (bf16: rounded to nearest once).
 // Shared memory at F = 128: K̃ 2 × [64, 132] fp32 (66 KiB), V 2 × [64, 40]
@@ -31,7 +31,7 @@
 // (sub-chunk, query head) owning all Dv columns, so the GroupNorm is
 // block-local. Q and K̃ (cp.async group 0), V (group 1) and the first two
 // 16-row slices of P_s (groups 2, 3) are staged in shared memory.
-//   scores: S = Q·K̃ᵀ (3xTF32), warp roles as the tensor-core kernel's (16
+//   scores: S = Q·K̃ᵀ (3xTF32), warp roles of chunked_attention_mma.cuh (16
 //     rows × 32 columns each, tiles above the diagonal skipped), masked and
 //     decayed into Sw, stored split (hi, lo) over K̃ once every warp's
 //     scores are in registers;

@@ -18,9 +18,9 @@
 //   of a value; the kernels' fp32 sums differ from the CPU's float64 ones by
 //   ~1e-6, which GroupNorm scales by 1/std of the head's outputs (about 1 here).
 // - fp32 states: 1e-5. Each step sums at most F + 64 fp32 products. The
-//   tensor-core and two-pass kernels meet the same bound: its 3xTF32 products are within
-//   ~2^-21 of the fp32 ones and its mma accumulation truncates at most about
-//   an ulp per 8 products (analysis in engine/cuda/chunked_attention_tc.h).
+//   two-pass kernels meet the same bound: their 3xTF32 products are within
+//   ~2^-21 of the fp32 ones and their mma accumulation truncates at most about
+//   an ulp per 8 products (analysis in engine/cuda/chunked_attention_mma.cuh).
 // - bf16 states: each element within half a bf16 ulp (2^-8 relative) of the
 //   CPU's fp32 result, plus 1e-5 of the largest value: the kernel rounds its
 //   fp32 result once (the round trip bf16 -> fp32 -> bf16 adds nothing else).
@@ -445,8 +445,8 @@ void RunChunkedParity(const AttentionDims& d, const PoolSpec& spec, const std::v
   ExpectPoolMatches<StateT>(DownloadState(pool_d), want_pool, elems, touched);
 }
 
-// Parameters: a shape and the kernel (SIMT, tensor cores or two-pass with a
-// workspace for the launch) run explicitly.
+// Parameters: a shape and the kernel (SIMT, or two-pass with a workspace for
+// the launch) run explicitly.
 using ChunkedCase = std::tuple<ShapeCase, ChunkedAttentionKernel>;
 
 class CudaChunkedAttentionTest : public ::testing::TestWithParam<ChunkedCase> {
@@ -461,8 +461,6 @@ std::string KernelName(ChunkedAttentionKernel kernel) {
       return "auto";
     case ChunkedAttentionKernel::kSimt:
       return "simt";
-    case ChunkedAttentionKernel::kTensorCore:
-      return "tensor_core";
     case ChunkedAttentionKernel::kTwoPass:
       return "two_pass";
   }
@@ -610,7 +608,6 @@ TEST_P(CudaChunkedAttentionTest, MultiRoundPrefillEqualsTokenByTokenDecode) {
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaChunkedAttentionTest,
                          ::testing::Combine(::testing::ValuesIn(ChunkedShapes()),
                                             ::testing::Values(ChunkedAttentionKernel::kSimt,
-                                                              ChunkedAttentionKernel::kTensorCore,
                                                               ChunkedAttentionKernel::kTwoPass)),
                          ChunkedCaseName);
 
@@ -904,8 +901,8 @@ absl::StatusCode PrefillCode(ChunkedAttentionKernel kernel, const AttentionDims&
 TEST(CudaChunkedAttentionArgsTest, RefusesBadArguments) {
   const AttentionDims ok{4, 2, 2, 8, 8};
   constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
-  for (ChunkedAttentionKernel kernel : {ChunkedAttentionKernel::kAuto, ChunkedAttentionKernel::kSimt,
-                                        ChunkedAttentionKernel::kTensorCore, ChunkedAttentionKernel::kTwoPass}) {
+  for (ChunkedAttentionKernel kernel :
+       {ChunkedAttentionKernel::kAuto, ChunkedAttentionKernel::kSimt, ChunkedAttentionKernel::kTwoPass}) {
     SCOPED_TRACE(static_cast<int>(kernel));
     EXPECT_EQ(PrefillCode(kernel, AttentionDims{4, 2, 2, 129, 8}, 1, 10), kInvalid);  // F above 128
     EXPECT_EQ(PrefillCode(kernel, AttentionDims{4, 2, 2, 8, 300}, 1, 10), kInvalid);  // Dv above 256
@@ -1044,8 +1041,7 @@ void TimeMistral() {
     ASSERT_TRUE(workspace.ok()) << workspace.status();
     double simt_ms = 0;
     for (const Kernel& kernel :
-         {Kernel{"simt", ChunkedAttentionKernel::kSimt}, Kernel{"tensor core", ChunkedAttentionKernel::kTensorCore},
-          Kernel{"two pass", ChunkedAttentionKernel::kTwoPass}}) {
+         {Kernel{"simt", ChunkedAttentionKernel::kSimt}, Kernel{"two pass", ChunkedAttentionKernel::kTwoPass}}) {
       const double ms = MillisecondsPerCall(
           [&] {
             for (size_t r = 0; r < rounds.size(); ++r) {
