@@ -37,7 +37,6 @@
 namespace {
 
 using supra::bench::Bf16ToFloat;
-using supra::bench::CopyBandwidth;
 using supra::bench::Fill;
 using supra::bench::kBytesPerReplay;
 using supra::bench::kRotationBytes;
@@ -103,33 +102,14 @@ struct Result {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* json_path = nullptr;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-      json_path = argv[++i];
-    } else {
-      std::fprintf(stderr, "usage: %s [--json PATH]\n", argv[0]);
-      return 2;
-    }
-  }
-
-  cudaDeviceProp prop;
-  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  const char* json_path = supra::bench::ParseJsonPath(argc, argv);
   cudaStream_t stream;
   CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  const double copy_gbs = CopyBandwidth(stream);
-  std::printf("device: %s, %d SMs, L2 %d MB; device-to-device copy %.0f GB/s (read + write)\n", prop.name,
-              prop.multiProcessorCount, prop.l2CacheSize >> 20, copy_gbs);
-
-  int64_t max_in = 0, max_out = 0;
-  size_t pool_bytes = 0;
-  for (const Shape& s : kShapes) {
-    max_in = std::max(max_in, s.in);
-    max_out = std::max(max_out, s.out);
-    const size_t bytes = static_cast<size_t>(s.out * s.in * 2);
-    const size_t copies = std::max<size_t>(1, (kRotationBytes + bytes - 1) / bytes);
-    pool_bytes = std::max(pool_bytes, copies * bytes);
-  }
+  const supra::bench::DeviceInfo device = supra::bench::PrintDevice(stream);
+  const double copy_gbs = device.copy_gbs;
+  const supra::bench::RotationPool rotation = supra::bench::PlanRotationPool(kShapes);
+  const int64_t max_in = rotation.max_in, max_out = rotation.max_out;
+  const size_t pool_bytes = rotation.bytes;
   __nv_bfloat16 *pool = nullptr, *x = nullptr;
   void *y = nullptr, *y_ref = nullptr, *workspace = nullptr;
   constexpr size_t kWorkspaceBytes = size_t{32} << 20;
@@ -225,7 +205,8 @@ int main(int argc, char** argv) {
       std::perror(json_path);
       return 1;
     }
-    std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"copy_gbs\": %.1f,\n  \"results\": [\n", prop.name, copy_gbs);
+    std::fprintf(f, "{\n  \"device\": \"%s\",\n  \"copy_gbs\": %.1f,\n  \"results\": [\n", device.name.c_str(),
+                 copy_gbs);
     for (size_t i = 0; i < results.size(); ++i) {
       const Result& r = results[i];
       const double gb = static_cast<double>(r.shape.out * r.shape.in * 2) / 1e9;

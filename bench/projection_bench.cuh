@@ -11,8 +11,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "bench_check.h"
@@ -119,6 +122,55 @@ inline double RelativeMaxDiff(const std::vector<float>& a, const std::vector<flo
     ref = std::max(ref, std::abs(static_cast<double>(b[i])));
   }
   return ref > 0 ? diff / ref : diff;
+}
+
+// The command line of a projection benchmark: [--json PATH]. Returns PATH or
+// nullptr; exits with the usage on anything else.
+inline const char* ParseJsonPath(int argc, char** argv) {
+  const char* json_path = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+      json_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: %s [--json PATH]\n", argv[0]);
+      std::exit(2);
+    }
+  }
+  return json_path;
+}
+
+// The device's name and its copy bandwidth (GB/s, read + write), printed.
+struct DeviceInfo {
+  std::string name;
+  double copy_gbs = 0;
+};
+inline DeviceInfo PrintDevice(cudaStream_t stream) {
+  cudaDeviceProp prop;
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  const DeviceInfo info{prop.name, CopyBandwidth(stream)};
+  std::printf("device: %s, %d SMs, L2 %d MB; device-to-device copy %.0f GB/s (read + write)\n", prop.name,
+              prop.multiProcessorCount, prop.l2CacheSize >> 20, info.copy_gbs);
+  return info;
+}
+
+// Over `shapes` (each with int64_t `in` and `out`): the largest in and out,
+// and the bytes of the weight pool that holds, for the largest shape, enough
+// copies to rotate over kRotationBytes.
+struct RotationPool {
+  int64_t max_in = 0, max_out = 0;
+  size_t bytes = 0;
+};
+template <typename Shapes>
+RotationPool PlanRotationPool(const Shapes& shapes) {
+  RotationPool pool;
+  for (const auto& s : shapes) {
+    pool.max_in = std::max(pool.max_in, s.in);
+    pool.max_out = std::max(pool.max_out, s.out);
+    const size_t bytes = static_cast<size_t>(s.out * s.in * 2);
+    const size_t copies = std::max<size_t>(1, (kRotationBytes + bytes - 1) / bytes);
+    pool.bytes = std::max(pool.bytes, copies * bytes);
+  }
+  return pool;
 }
 
 }  // namespace supra::bench
