@@ -40,15 +40,6 @@ using supra::bench::kRotationBytes;
 using supra::bench::RelativeMaxDiff;
 using supra::bench::TimeGraph;
 
-#define CHECK_CUBLAS(expr)                                                                       \
-  do {                                                                                           \
-    const cublasStatus_t status_ = (expr);                                                       \
-    if (status_ != CUBLAS_STATUS_SUCCESS) {                                                      \
-      std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #expr, status_); \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
-
 struct Shape {
   const char* name;
   int64_t out, in;
