@@ -9,6 +9,8 @@
 #include "engine/cuda/chunked_attention.h"
 #include "engine/cuda/chunked_attention_two_pass.h"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/device_limits.h"
+#include "engine/util/status_macros.h"
 
 namespace supra::cuda {
 namespace {
@@ -393,8 +395,7 @@ absl::Status LaunchSimt(const AttentionDims& dims, const float* q, const float* 
   const bool vec_qk = dims.features % 4 == 0 && Aligned16(q) && Aligned16(k);
   const size_t smem_bytes = static_cast<size_t>(MakeLayout(dims.features).total) * sizeof(float);
   auto* kernel = &ChunkedAttentionSimtKernel<StateT>;
-  CUDA_RETURN_IF_ERROR(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
+  RETURN_IF_ERROR(EnsureDynamicSharedMemory(reinterpret_cast<const void*>(kernel), static_cast<int>(smem_bytes)));
   cudaLaunchConfig_t config = {};
   config.gridDim =
       dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(dims.heads), static_cast<unsigned>(num_chunks));

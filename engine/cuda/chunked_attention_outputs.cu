@@ -7,6 +7,8 @@
 #include "engine/cuda/chunked_attention_mma.cuh"
 #include "engine/cuda/chunked_attention_two_pass.h"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/device_limits.h"
+#include "engine/util/status_macros.h"
 
 namespace supra::cuda::attention_internal {
 namespace {
@@ -415,8 +417,7 @@ absl::Status LaunchChunkedAttentionOutputs(const AttentionDims& dims, const floa
   const bool vec_v = dims.value_dim % 8 == 0 && v_stride % 8 == 0 && Aligned16(v);
   OutputsKernel kernel = SelectOutputsKernel(lay);
   const size_t smem_bytes = static_cast<size_t>(lay.total);
-  CUDA_RETURN_IF_ERROR(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
+  RETURN_IF_ERROR(EnsureDynamicSharedMemory(reinterpret_cast<const void*>(kernel), static_cast<int>(smem_bytes)));
   const dim3 grid(static_cast<unsigned>(sub_chunks), static_cast<unsigned>(dims.heads));
   kernel<<<grid, kThreads, smem_bytes, stream>>>(dims, q, k, v, v_stride, gammas, chunks, num_chunks, rows, slots,
                                                  first_sub_chunk, sub_chunk_chunk, sub_chunk_states, vec_qk, vec_v,

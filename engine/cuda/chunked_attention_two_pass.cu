@@ -10,6 +10,8 @@
 #include "engine/cuda/chunked_attention_mma.cuh"
 #include "engine/cuda/chunked_attention_two_pass.h"
 #include "engine/cuda/cuda_status.h"
+#include "engine/cuda/device_limits.h"
+#include "engine/util/status_macros.h"
 
 namespace supra::cuda {
 namespace attention_internal {
@@ -250,8 +252,7 @@ absl::Status LaunchStates(const AttentionDims& dims, const float* k, const __nv_
   const bool vec_v = dims.value_dim % 8 == 0 && v_stride % 8 == 0 && Aligned16(v);
   auto* kernel = lay.f16 == 128 ? &ChunkedAttentionStatesKernel<StateT, 128> : &ChunkedAttentionStatesKernel<StateT, 0>;
   const size_t smem_bytes = static_cast<size_t>(lay.total);
-  CUDA_RETURN_IF_ERROR(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
+  RETURN_IF_ERROR(EnsureDynamicSharedMemory(reinterpret_cast<const void*>(kernel), static_cast<int>(smem_bytes)));
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(dims.heads), static_cast<unsigned>(num_chunks));
   kernel<<<grid, kThreads, smem_bytes, stream>>>(dims, k, v, v_stride, gammas, chunks, rows, vec_k, vec_v, state,
                                                  first_sub_chunk, workspace.states.data(), sub_chunks);
