@@ -177,8 +177,10 @@ void ReportTrace(const std::vector<TraceEvent>& events, const std::string& label
   std::vector<std::pair<std::string, Totals>> sorted(families.begin(), families.end());
   std::sort(sorted.begin(), sorted.end(),
             [](const auto& a, const auto& b) { return a.second.added_us > b.second.added_us; });
-  std::fprintf(out, "trace %s: %zu events over %.1f us on the GPU, %.1f us with nothing running (%s)\n",
-               label.c_str(), events.size(), (max_end - t0) / 1e3, idle / 1e3, csv_path.c_str());
+  csv.flush();
+  std::fprintf(out, "trace %s: %zu events over %.1f us on the GPU, %.1f us with nothing running (%s%s)\n",
+               label.c_str(), events.size(), (max_end - t0) / 1e3, idle / 1e3, csv_path.c_str(),
+               csv ? "" : ": NOT WRITTEN, cannot write there");
   for (const auto& [name, totals] : sorted) {
     std::fprintf(out, "  added %9.1f us  own %9.1f us %5d x  %s\n", totals.added_us, totals.us, totals.count,
                  name.substr(0, 200).c_str());

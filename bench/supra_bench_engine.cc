@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
@@ -56,13 +57,13 @@ ModelConfig MistralSupra() {
   return c;
 }
 
-#define CHECK_OK(expr)                                                  \
-  do {                                                                  \
-    const absl::Status check_status_ = (expr);                          \
-    if (!check_status_.ok()) {                                          \
+#define CHECK_OK(expr)                                                                  \
+  do {                                                                                  \
+    const absl::Status check_status_ = (expr);                                          \
+    if (!check_status_.ok()) {                                                          \
       std::fprintf(stderr, "%s failed: %s\n", #expr, check_status_.ToString().c_str()); \
-      std::exit(1);                                                     \
-    }                                                                   \
+      std::exit(1);                                                                     \
+    }                                                                                   \
   } while (0)
 
 // Device-to-device copy bandwidth, counting bytes read plus written.
@@ -183,6 +184,8 @@ int Run(int argc, char** argv) {
       graphs = false;
     } else if (arg == "--trace" && i + 1 < argc) {
       trace_dir = argv[++i];
+      std::error_code error;
+      std::filesystem::create_directories(trace_dir, error);  // a failure shows when the CSV is written
     } else if (arg == "--ncu-region") {
       ncu_region = true;
     } else if (arg == "--prefill" && i + 1 < argc) {
@@ -198,10 +201,11 @@ int Run(int argc, char** argv) {
         if (absl::SimpleAtoi(part, &b)) batches.push_back(b);
       }
     } else {
-      std::fprintf(stderr,
-                   "usage: supra-bench-engine [--json PATH] [--batches 1,8,...] [--steps N] [--quick] [--no-graphs]\n"
-                   "                          [--prefill 1x2048,8x2048,ragged,1x32768|none] [--trace DIR] [--ncu-region]\n"
-                   "  SUPRA_CUDA_PDL=0 in the environment launches every kernel without programmatic dependent launch\n");
+      std::fprintf(
+          stderr,
+          "usage: supra-bench-engine [--json PATH] [--batches 1,8,...] [--steps N] [--quick] [--no-graphs]\n"
+          "                          [--prefill 1x2048,8x2048,ragged,1x32768|none] [--trace DIR] [--ncu-region]\n"
+          "  SUPRA_CUDA_PDL=0 in the environment launches every kernel without programmatic dependent launch\n");
       return 2;
     }
   }
@@ -212,8 +216,8 @@ int Run(int argc, char** argv) {
   const double gemm_rate = MeasureGemmRate();
   std::printf("device %s, copy bandwidth %.0f GB/s (read+write), bf16 GEMM %.0f TFLOP/s\n", prop.name, copy_bw / 1e9,
               gemm_rate / 1e12);
-  results.push_back({{"kind", "device"}, {"name", prop.name}, {"copy_GBps", copy_bw / 1e9},
-                     {"gemm_TFLOPs", gemm_rate / 1e12}});
+  results.push_back(
+      {{"kind", "device"}, {"name", prop.name}, {"copy_GBps", copy_bw / 1e9}, {"gemm_TFLOPs", gemm_rate / 1e12}});
 
   const ModelConfig config = MistralSupra();
   const int max_batch = *std::max_element(batches.begin(), batches.end());
@@ -236,15 +240,18 @@ int Run(int argc, char** argv) {
   {
     const double d = config.dim, h = config.n_heads, hkv = config.n_heads_kv, f = config.qk_head_dim;
     const double dv = config.v_head_dim, ffn = config.intermediate_dim_ffn, v = config.vocab_size;
-    const double per_layer = (h * 128 + hkv * 128 + hkv * dv) * d + h * f * h * 128 + hkv * f * hkv * 128 +
-                             d * h * dv + 2 * ffn * d + d * ffn;
+    const double per_layer = (h * 128 + hkv * 128 + hkv * dv) * d + h * f * h * 128 + hkv * f * hkv * 128 + d * h * dv +
+                             2 * ffn * d + d * ffn;
     weight_bytes = 2 * (config.n_layers * per_layer + v * d);
   }
   std::printf("weights read per step %.2f GB, state %.1f MiB per session, GPU memory used %.1f GiB of %.1f\n",
               weight_bytes / 1e9, state_bytes / (1 << 20), (total_bytes - free_bytes) / double(1 << 30),
               total_bytes / double(1 << 30));
-  results.push_back({{"kind", "model"}, {"weight_bytes_per_step", weight_bytes}, {"state_bytes", state_bytes},
-                     {"gpu_memory_used_bytes", total_bytes - free_bytes}, {"gpu_memory_total_bytes", total_bytes}});
+  results.push_back({{"kind", "model"},
+                     {"weight_bytes_per_step", weight_bytes},
+                     {"state_bytes", state_bytes},
+                     {"gpu_memory_used_bytes", total_bytes - free_bytes},
+                     {"gpu_memory_total_bytes", total_bytes}});
 
   // Decode with top-p sampling on the GPU; the sampled tokens come back to the host.
   std::printf("\n%-8s %12s %12s %12s %10s\n", "batch", "ms/step", "tokens/s", "floor ms", "x floor");
@@ -278,8 +285,12 @@ int Run(int argc, char** argv) {
     const double floor_bytes = weight_bytes + batch * (config.dim * 2.0 + 2 * state_bytes);
     const double floor = floor_bytes / copy_bw;
     std::printf("%-8d %12.3f %12.0f %12.3f %10.2f\n", batch, step * 1e3, batch / step, floor * 1e3, step / floor);
-    results.push_back({{"kind", "decode"}, {"batch", batch}, {"ms_per_step", step * 1e3},
-                       {"tokens_per_s", batch / step}, {"floor_ms", floor * 1e3}, {"x_floor", step / floor},
+    results.push_back({{"kind", "decode"},
+                       {"batch", batch},
+                       {"ms_per_step", step * 1e3},
+                       {"tokens_per_s", batch / step},
+                       {"floor_ms", floor * 1e3},
+                       {"x_floor", step / floor},
                        {"roofline_fraction", floor / step}});
   }
 
@@ -321,7 +332,10 @@ int Run(int argc, char** argv) {
     const double flops = 2.0 * weight_bytes / 2 * total;  // 2 FLOP per weight per token (upper bound: head once)
     std::printf("%-10s %10d %12.2f %12.0f   (%.0f%% of the GEMM rate)\n", pc.name, total, best * 1e3, total / best,
                 100.0 * flops / best / gemm_rate);
-    results.push_back({{"kind", "prefill"}, {"case", pc.name}, {"tokens", total}, {"ms", best * 1e3},
+    results.push_back({{"kind", "prefill"},
+                       {"case", pc.name},
+                       {"tokens", total},
+                       {"ms", best * 1e3},
                        {"tokens_per_s", total / best}});
   }
 
