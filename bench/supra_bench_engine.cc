@@ -7,8 +7,10 @@
 // logit error over 4K tokens.
 //
 //   supra-bench-engine [--json PATH] [--batches 1,8,32,64,128,256] [--steps 20] [--quick] [--no-graphs]
-//                      [--prefill 1x2048,8x2048,ragged,1x32768|none] [--trace DIR] [--ncu-region]
-// (--no-graphs: decode steps launched kernel by kernel; SUPRA_CUDA_PDL=0:
+//                      [--prefill 1x2048,8x2048,ragged,1x32768|none] [--prefill-rows 8192] [--trace DIR]
+//                      [--ncu-region]
+// (--prefill-rows: rows of one prefill pass, the backend's max_prefill_tokens;
+// --no-graphs: decode steps launched kernel by kernel; SUPRA_CUDA_PDL=0:
 // without programmatic dependent launch. Both for measuring what they gain.
 // --trace DIR: after each measurement, one more decode step / prefill under
 // CUPTI's activity API: the GPU timeline as it ran, to DIR/*.csv, and a
@@ -169,6 +171,7 @@ int Run(int argc, char** argv) {
   bool quick = false;
   bool graphs = true;
   std::string trace_dir;
+  int prefill_rows = 8192;
   bool ncu_region = false;
   std::vector<std::string> prefill_names = {"1x2048", "8x2048", "ragged", "1x32768"};
   bool prefill_chosen = false;
@@ -182,6 +185,11 @@ int Run(int argc, char** argv) {
       quick = true;
     } else if (arg == "--no-graphs") {
       graphs = false;
+    } else if (arg == "--prefill-rows" && i + 1 < argc) {
+      if (!absl::SimpleAtoi(argv[++i], &prefill_rows) || prefill_rows < 1) {
+        std::fprintf(stderr, "--prefill-rows: a positive number of rows\n");
+        return 2;
+      }
     } else if (arg == "--trace" && i + 1 < argc) {
       trace_dir = argv[++i];
       std::error_code error;
@@ -204,7 +212,8 @@ int Run(int argc, char** argv) {
       std::fprintf(
           stderr,
           "usage: supra-bench-engine [--json PATH] [--batches 1,8,...] [--steps N] [--quick] [--no-graphs]\n"
-          "                          [--prefill 1x2048,8x2048,ragged,1x32768|none] [--trace DIR] [--ncu-region]\n"
+          "                          [--prefill 1x2048,8x2048,ragged,1x32768|none] [--prefill-rows N] [--trace DIR]\n"
+          "                          [--ncu-region]\n"
           "  SUPRA_CUDA_PDL=0 in the environment launches every kernel without programmatic dependent launch\n");
       return 2;
     }
@@ -224,7 +233,7 @@ int Run(int argc, char** argv) {
   CudaBackendOptions options;
   options.num_slots = std::max(max_batch, 16) + 2;
   options.max_batch = std::max(max_batch, 8);
-  options.max_prefill_tokens = 8192;
+  options.max_prefill_tokens = prefill_rows;
   options.cuda_graphs = graphs;
   const auto t0 = Clock::now();
   auto backend = CreateCudaBackendWithRandomWeights(config, options, 1234);
@@ -307,7 +316,8 @@ int Run(int argc, char** argv) {
   std::erase_if(cases, [&](const PrefillCase& pc) {
     return std::find(prefill_names.begin(), prefill_names.end(), pc.name) == prefill_names.end();
   });
-  std::printf("\n%-10s %10s %12s %12s\n", "prefill", "tokens", "ms", "tokens/s");
+  std::printf("\n%-10s %10s %12s %12s   (passes of at most %d rows)\n", "prefill", "tokens", "ms", "tokens/s",
+              prefill_rows);
   for (const PrefillCase& pc : cases) {
     std::vector<std::vector<int32_t>> prompts;
     std::vector<PrefillSequence> seqs;
@@ -335,6 +345,7 @@ int Run(int argc, char** argv) {
     results.push_back({{"kind", "prefill"},
                        {"case", pc.name},
                        {"tokens", total},
+                       {"pass_rows", prefill_rows},
                        {"ms", best * 1e3},
                        {"tokens_per_s", total / best}});
   }
