@@ -141,6 +141,34 @@ __device__ __forceinline__ void StoreStreaming(T* p, const float (&in)[kVec]) {
   }
 }
 
+// The state update of kRows rows f = first + r·kTy (r < kRows, f < F) of
+// one thread's kVec columns, from the rows already in registers (raw): o +=
+// q_f·P_f (acc), qk += q_f·k_f, and γ(P_f + k_f v) stored back. Both decode
+// kernels run exactly this, in this order, which keeps them bit-identical.
+template <typename StateT, int kVec, int kRows, int kTy>
+__device__ __forceinline__ void UpdateRows(const PackedT<StateT, kVec> (&raw)[kRows], const float (&qf)[kRows],
+                                           const float (&kf)[kRows], const float (&v_reg)[kVec], float gamma, int first,
+                                           int f_dim, bool has_cols, StateT* state, int dv, int col, float (&acc)[kVec],
+                                           float& qk) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int f = first + r * kTy;
+    if (f < f_dim) {
+      qk = fmaf(qf[r], kf[r], qk);
+      if (has_cols) {
+        float p[kVec];
+        Unpack<StateT, kVec>(raw[r], p);
+#pragma unroll
+        for (int c = 0; c < kVec; ++c) {
+          acc[c] = fmaf(qf[r], p[c], acc[c]);
+          p[c] = gamma * fmaf(kf[r], v_reg[c], p[c]);
+        }
+        StoreStreaming<StateT, kVec>(state + static_cast<int64_t>(f) * dv + col, p);
+      }
+    }
+  }
+}
+
 // ---- the cluster kernel (any shape; the default for small batches) --------
 
 // Grid (tiles, H, n), cluster (tiles, 1, 1): the blocks of one cluster are the
@@ -230,23 +258,8 @@ __global__ void __launch_bounds__(kThreads)
         if (has_cols && !first) raw[r] = LoadStreaming<StateT, kVec>(state + static_cast<int64_t>(f) * dv + col);
       }
     }
-#pragma unroll
-    for (int r = 0; r < kRowsPerPass; ++r) {
-      const int f = f0 + r * Tile::kTy;
-      if (f < f_dim) {
-        qk = fmaf(qf[r], kf[r], qk);
-        if (has_cols) {
-          float p[kVec];
-          Unpack<StateT, kVec>(raw[r], p);
-#pragma unroll
-          for (int c = 0; c < kVec; ++c) {
-            acc[c] = fmaf(qf[r], p[c], acc[c]);
-            p[c] = gamma * fmaf(kf[r], v_reg[c], p[c]);
-          }
-          StoreStreaming<StateT, kVec>(state + static_cast<int64_t>(f) * dv + col, p);
-        }
-      }
-    }
+    UpdateRows<StateT, kVec, kRowsPerPass, Tile::kTy>(raw, qf, kf, v_reg, gamma, f0, f_dim, has_cols, state, dv, col,
+                                                      acc, qk);
   }
 
 #pragma unroll
@@ -524,23 +537,8 @@ __global__ void __launch_bounds__(4 * kThreads, 1)
             raw[r] = *reinterpret_cast<const PackedT<StateT, kVec>*>(staged + static_cast<int64_t>(f) * dv + col);
           }
         }
-#pragma unroll
-        for (int r = 0; r < kMaxStreamRows; ++r) {
-          const int f = ty + r * Tile::kTy;
-          if (f < f_dim) {
-            qk = fmaf(qf[r], kf[r], qk);
-            if (has_cols) {
-              float p[kVec];
-              Unpack<StateT, kVec>(raw[r], p);
-#pragma unroll
-              for (int c = 0; c < kVec; ++c) {
-                acc[c] = fmaf(qf[r], p[c], acc[c]);
-                p[c] = gamma * fmaf(kf[r], v_reg[c], p[c]);
-              }
-              StoreStreaming<StateT, kVec>(state + static_cast<int64_t>(f) * dv + col, p);
-            }
-          }
-        }
+        UpdateRows<StateT, kVec, kMaxStreamRows, Tile::kTy>(raw, qf, kf, v_reg, gamma, ty, f_dim, has_cols, state, dv,
+                                                            col, acc, qk);
         float* my_partial = partial_o + static_cast<int64_t>(tile) * Tile::kTy * Tile::kCols;
 #pragma unroll
         for (int c = 0; c < kVec; ++c) my_partial[ty * Tile::kCols + tx * kVec + c] = acc[c];
