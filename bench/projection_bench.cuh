@@ -124,21 +124,6 @@ inline double RelativeMaxDiff(const std::vector<float>& a, const std::vector<flo
   return ref > 0 ? diff / ref : diff;
 }
 
-// The command line of a projection benchmark: [--json PATH]. Returns PATH or
-// nullptr; exits with the usage on anything else.
-inline const char* ParseJsonPath(int argc, char** argv) {
-  const char* json_path = nullptr;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-      json_path = argv[++i];
-    } else {
-      std::fprintf(stderr, "usage: %s [--json PATH]\n", argv[0]);
-      std::exit(2);
-    }
-  }
-  return json_path;
-}
-
 // The device's name and its copy bandwidth (GB/s, read + write), printed.
 struct DeviceInfo {
   std::string name;
@@ -152,6 +137,15 @@ inline DeviceInfo PrintDevice(cudaStream_t stream) {
               prop.multiProcessorCount, prop.l2CacheSize >> 20, info.copy_gbs);
   return info;
 }
+
+// One decode projection: W [out, in], with the output dtype and accumulate
+// mode the decoder uses for it.
+struct ProjectionShape {
+  const char* name;
+  int64_t out, in;
+  bool y_bf16;      // the decoder's output dtype for this projection
+  bool accumulate;  // residual add into the fp32 stream
+};
 
 // Over `shapes` (each with int64_t `in` and `out`): the largest in and out,
 // and the bytes of the weight pool that holds, for the largest shape, enough

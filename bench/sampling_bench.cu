@@ -94,15 +94,7 @@ void Launch(const float* logits, int batch, const supra::cuda::DeviceSamplingPar
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* json_path = nullptr;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-      json_path = argv[++i];
-    } else {
-      std::fprintf(stderr, "usage: %s [--json PATH]\n", argv[0]);
-      return 2;
-    }
-  }
+  const char* json_path = supra::bench::ParseJsonPath(argc, argv);
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs; vocab %lld; logprobs on\n", prop.name, prop.multiProcessorCount,

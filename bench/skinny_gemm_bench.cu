@@ -40,12 +40,7 @@ using supra::bench::kRotationBytes;
 using supra::bench::RelativeMaxDiff;
 using supra::bench::TimeGraph;
 
-struct Shape {
-  const char* name;
-  int64_t out, in;
-  bool y_bf16;      // the decoder's output dtype for this projection
-  bool accumulate;  // residual add into the fp32 stream
-};
+using Shape = supra::bench::ProjectionShape;
 
 // Mistral-SUPRA (D = 4096, Hkv·F = 1024, FFN = 14336).
 constexpr Shape kShapes[] = {
